@@ -1,0 +1,76 @@
+/*
+ * test.h - shared declarations of the Check test runner.
+ *
+ * One suite per module: each tests/test_<module>.c defines
+ * lxm_test_<module>_suite() and runner.c adds it.  Helpers live in
+ * testutil.c.
+ */
+#ifndef LXM_TEST_H
+#define LXM_TEST_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libxlmig_internal.h"
+
+Suite *lxm_test_records_suite(void);
+Suite *lxm_test_reader_suite(void);
+Suite *lxm_test_writer_suite(void);
+Suite *lxm_test_stats_suite(void);
+Suite *lxm_test_xen_streams_suite(void);
+Suite *lxm_test_cli_suite(void);
+
+/*
+ * The suites whose every case needs ../shared; the runner asks before
+ * adding them and counts their cases as skipped when it is absent.
+ * Returns the shared xen-streams directory, or NULL.
+ */
+const char *lxm_test_shared_streams_dir(void);
+/* Number of cases lxm_test_xen_streams_suite() registers. */
+extern const int lxm_test_xen_streams_ncases;
+
+/* An in-memory stream, grown by a writer sink. */
+typedef struct lxm_test_buf {
+    uint8_t *data;
+    size_t len, cap;
+} lxm_test_buf;
+
+void lxm_test_buf_dispose(lxm_test_buf *b);
+/* lxm_sink_write_fn appending to an lxm_test_buf (opaque). */
+int lxm_test_buf_sink(void *opaque, const struct iovec *iov, int iovcnt);
+
+/* Write a synthetic stream (see lxm__synth_opts) into *out. */
+void lxm_test_synth(const lxm__synth_opts *o, lxm_stream_format format,
+                    lxm_test_buf *out);
+
+/*
+ * Feed buf to a fresh reader in chunks of 'chunk' bytes (0 = all at
+ * once).  Returns the reader's rc; *err_r (NULL ok) gets the error.
+ */
+int lxm_test_read_buf(const void *buf, size_t len, lxm_stream_format format,
+                      unsigned int flags, size_t chunk, lxm_stream_event_fn *cb,
+                      void *opaque, lxm_stream_error *err_r);
+
+/* Write buf to a new temporary file; returns its path (caller frees,
+ * caller unlinks). */
+char *lxm_test_write_tmp(const void *buf, size_t len, const char *suffix);
+
+/*
+ * Xen's own verify-stream-v2 (from Debian's xen-utils-4.17, unpacked by
+ * `make deps` under .cache/): run it on path with -f fmt ("xl",
+ * "libxl", "libxc").  Returns its exit status; *out_r (NULL ok) gets
+ * its stdout+stderr (caller frees).  Fails the current test when the
+ * tool is missing: tests never silently pass without it.
+ */
+int lxm_test_verify_stream(const char *path, const char *fmt, bool verbose,
+                           char **out_r);
+
+/* Path of the built xlmig binary (env LXM_XLMIG, set by the Makefile). */
+const char *lxm_test_xlmig_path(void);
+/* Run a shell command line; *out_r gets stdout (caller frees); returns
+ * the exit status (or -1). */
+int lxm_test_run(const char *cmdline, char **out_r);
+
+#endif /* LXM_TEST_H */
