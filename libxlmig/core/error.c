@@ -57,6 +57,24 @@ const char *lxm_strerror(int rc)
         return "stream truncated";
     case LXM_ERROR_STREAM_TRAILING:
         return "trailing bytes after the stream";
+    case LXM_ERROR_NOTFOUND:
+        return "not found";
+    case LXM_ERROR_EXISTS:
+        return "already exists";
+    case LXM_ERROR_NOSPACE:
+        return "not enough memory or space on the host";
+    case LXM_ERROR_UNSUPPORTED:
+        return "not supported by this backend";
+    case LXM_ERROR_CONNECT:
+        return "cannot connect";
+    case LXM_ERROR_PROTOCOL:
+        return "protocol error";
+    case LXM_ERROR_PEER:
+        return "the peer reported a failure";
+    case LXM_ERROR_TIMEOUT:
+        return "timed out";
+    case LXM_ERROR_REFUSED:
+        return "refused";
     default:
         return "unknown error";
     }

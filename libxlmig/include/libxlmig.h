@@ -83,6 +83,17 @@ typedef enum lxm_error {
     LXM_ERROR_STREAM_ORDER = -30,          /* record not allowed here */
     LXM_ERROR_STREAM_TRUNCATED = -31,      /* EOF inside the stream */
     LXM_ERROR_STREAM_TRAILING = -32,       /* bytes after the final END */
+
+    /* Hosts, domains, peers. */
+    LXM_ERROR_NOTFOUND = -40,    /* no such domain/host/file */
+    LXM_ERROR_EXISTS = -41,      /* name already in use */
+    LXM_ERROR_NOSPACE = -42,     /* not enough memory/disk on the host */
+    LXM_ERROR_UNSUPPORTED = -43, /* not possible with this backend */
+    LXM_ERROR_CONNECT = -44,     /* cannot reach the peer/agent */
+    LXM_ERROR_PROTOCOL = -45,    /* the peer sent something invalid */
+    LXM_ERROR_PEER = -46,        /* the peer reported a failure */
+    LXM_ERROR_TIMEOUT = -47,
+    LXM_ERROR_REFUSED = -48, /* a pre-check or policy refused */
 } lxm_error;
 
 /* Static string describing rc (never NULL, also for unknown codes). */
