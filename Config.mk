@@ -11,6 +11,7 @@
 #   SANITIZE=      e.g. address,undefined or thread; adds -fsanitize=...
 #                  to compile and link.  Default empty.
 #   CC=            C compiler.  Default gcc.
+#   LIBXL=y|n      build the libxl backend (needs libxen-dev).  Default y.
 #   PREFIX=        install prefix.  Default /usr/local.
 #   DESTDIR=       staging root for `make install`.
 #   V=1            print full command lines instead of `  CC  path.o`.
@@ -60,8 +61,16 @@ LXM_VERSION := $(LXM_MAJOR).$(LXM_MINOR).$(LXM_MICRO)
 
 # pkg-config modules.  The library's are needed by everything that
 # links it; add zlib libzstd liblz4 here when the codecs land.
-PKG_LIBXLMIG := xentoollog yajl
+PKG_LIBXLMIG := xentoollog yajl libxxhash
 PKG_TESTS := check
+
+# The libxl backend (libxlmig/backend/backend-libxl.c): real Xen through
+# libxenlight from libxen-dev.  LIBXL=n builds without it (sim only).
+LIBXL ?= y
+ifeq ($(LIBXL),y)
+PKG_LIBXLMIG += xenlight
+LXM_FEATURES := -DLXM_HAVE_LIBXL_BACKEND
+endif
 
 # ------------------------------------------------------------------
 # Flags
@@ -101,8 +110,8 @@ LXM_INCLUDES := -I$(TOP)/libxlmig/include -I$(TOP)/libxlmig
 # whatever directory make is in); __FILE__ stays relative to the top.
 LXM_CFLAGS := -std=gnu11 $(LXM_OPT) $(LXM_WARN) $(LXM_SAN) -fPIC \
               -MMD -MP -fmacro-prefix-map=$(TOP)/= $(LXM_INCLUDES) \
-              $(CPPFLAGS) $(CFLAGS)
-LXM_LDFLAGS := $(LXM_SAN) $(LDFLAGS)
+              $(LXM_FEATURES) $(CPPFLAGS) $(CFLAGS)
+LXM_LDFLAGS := $(LXM_SAN) -pthread $(LDFLAGS)
 
 # ------------------------------------------------------------------
 # pkg-config, evaluated at most once per make and only when used, so

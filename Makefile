@@ -19,6 +19,7 @@ REL :=
 include $(TOP)/Config.mk
 
 XLMIG := $(TOP)/tools/xlmig/xlmig
+XLMIGD := $(TOP)/tools/xlmigd/xlmigd
 VERIFY_STREAM := $(TOP)/.cache/bin/verify-stream-v2
 
 .PHONY: all
@@ -51,6 +52,7 @@ deps:
 # printed after it, so the test command is the last recipe line.
 
 TEST_ENV := LXM_XLMIG=$(XLMIG) \
+            LXM_XLMIGD=$(XLMIGD) \
             LXM_VERIFY_STREAM=$(VERIFY_STREAM) \
             LXM_TOP=$(TOP) \
             CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60} \

@@ -8,6 +8,7 @@
  *   3. Stream records: per-type tables and content checks (records.c)
  *   4. Stream grammar: which header/record may come next (grammar.c)
  *   5. Synthetic guest streams (synth.c)
+ *   6. Guest stream records shared by synth and the sim (guest.c)
  */
 #ifndef LIBXLMIG_INTERNAL_H
 #define LIBXLMIG_INTERNAL_H
@@ -259,6 +260,133 @@ _hidden int lxm__synth_write(lxm_stream_writer *w, const lxm__synth_opts *o);
  * starts at whatever header the writer's format begins with and knows
  * whether a libxl layer wraps the libxc one). */
 _hidden lxm__expect lxm__stream_writer_expect(const lxm_stream_writer *w);
+
+/* ------------------------------------------------------------------ */
+/* 6. Guest streams shared by synth.c and the sim backend (guest.c)    */
+/*    (added for issue 3)                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A deterministic PRNG: splitmix64 seeds xoshiro256**.  Inline because
+ * the page fillers draw from it for every few bytes.
+ */
+typedef struct lxm__rng {
+    uint64_t s[4];
+} lxm__rng;
+
+static inline uint64_t lxm__splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* A well-mixed 64-bit value of up to three inputs. */
+static inline uint64_t lxm__hash3(uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t x = a;
+
+    x = lxm__splitmix64(&x) ^ b;
+    x = lxm__splitmix64(&x) ^ c;
+    return lxm__splitmix64(&x);
+}
+
+static inline void lxm__rng_seed(lxm__rng *r, uint64_t seed)
+{
+    unsigned int i;
+
+    for (i = 0; i < 4; i++)
+        r->s[i] = lxm__splitmix64(&seed);
+}
+
+static inline uint64_t lxm__rotl64(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t lxm__rng_next(lxm__rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = lxm__rotl64(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = lxm__rotl64(s[3], 45);
+    return result;
+}
+
+/* Uniform-enough value in [0, n), n > 0. */
+static inline uint32_t lxm__rng_below(lxm__rng *r, uint32_t n)
+{
+    return (uint32_t)(((lxm__rng_next(r) >> 32) * n) >> 32);
+}
+
+_hidden void lxm__rng_fill(lxm__rng *r, uint8_t *p, size_t len);
+
+/* Fill one 4096-byte page with instruction-like bytes or with
+ * English-like text, drawing from r. */
+_hidden void lxm__fill_code_page(lxm__rng *r, uint8_t *page);
+_hidden void lxm__fill_text_page(lxm__rng *r, uint8_t *page);
+
+/* HVM "special" pages (xenstore, console, ioreq, ...): where libxl's
+ * HVM/PVH layout puts them, just below 4 GiB (or above small RAM). */
+#define LXM__GUEST_SPECIAL_PAGES 8u
+static inline uint64_t lxm__guest_special_base(uint64_t npages)
+{
+    return npages + LXM__GUEST_SPECIAL_PAGES <= UINT64_C(0xfeff8)
+               ? UINT64_C(0xfeff8)
+               : npages + 0x100;
+}
+
+/*
+ * The guest a stream describes: everything but its memory.  Used to
+ * write the records before and after the pages, exactly as Xen 4.17
+ * orders them:
+ *
+ *   lxm__guest_stream_begin: [xl header + JSON config] [libxl header,
+ *     LIBXC_CONTEXT] (whatever the writer's format starts with), libxc
+ *     headers, X86_PV_INFO (PV), X86_CPUID_POLICY, X86_MSR_POLICY,
+ *     STATIC_DATA_END, X86_PV_P2M_FRAMES (PV)
+ *   ... the caller's PAGE_DATA records ...
+ *   lxm__guest_stream_end: end of checkpoint (X86_TSC_INFO, then
+ *     HVM_CONTEXT + HVM_PARAMS or SHARED_INFO + per-vcpu PV records),
+ *     libxc END, emulator records (HVM), libxl END
+ *
+ * Checkpointed streams use the pieces: lxm__guest_end_of_checkpoint()
+ * and lxm__guest_emulator_records().  Record contents are made up but
+ * plausible, and derive from 'seed' only.
+ */
+typedef struct lxm__guest_desc {
+    uint32_t guest_type;   /* LXM_GUEST_X86_PV or _HVM */
+    bool pvh;              /* HVM only: the config says "pvh" */
+    uint64_t memory_bytes; /* multiple of 4096, non-zero */
+    uint64_t nr_pfns;      /* PV: p2m size, >= memory pages; 0 = pages */
+    uint32_t vcpus;        /* 0 = 1 */
+    uint64_t seed;         /* vcpu/device state; uuid when none given */
+    const char *name;      /* NULL = "synth" */
+    const char *uuid;      /* NULL = derived from seed */
+} lxm__guest_desc;
+
+/* The libxl_domain_config JSON the xl header carries.  *json_r: caller
+ * frees. */
+_hidden int lxm__guest_config_json(const lxm__guest_desc *g, char **json_r);
+_hidden int lxm__guest_stream_begin(lxm_stream_writer *w,
+                                    const lxm__guest_desc *g);
+_hidden int lxm__guest_end_of_checkpoint(lxm_stream_writer *w,
+                                         const lxm__guest_desc *g,
+                                         uint32_t checkpoint);
+/* No-op unless an HVM guest with an emulator and a libxl layer. */
+_hidden int lxm__guest_emulator_records(lxm_stream_writer *w,
+                                        const lxm__guest_desc *g,
+                                        uint32_t checkpoint);
+_hidden int lxm__guest_stream_end(lxm_stream_writer *w,
+                                  const lxm__guest_desc *g);
 
 #endif /* LIBXLMIG_INTERNAL_H */
 

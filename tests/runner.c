@@ -20,6 +20,12 @@ int main(void)
     srunner_add_suite(sr, lxm_test_writer_suite());
     srunner_add_suite(sr, lxm_test_stats_suite());
     srunner_add_suite(sr, lxm_test_cli_suite());
+    srunner_add_suite(sr, lxm_test_transport_suite());
+    srunner_add_suite(sr, lxm_test_backend_libxl_suite());
+    srunner_add_suite(sr, lxm_test_precopy_suite());
+    srunner_add_suite(sr, lxm_test_sim_suite());
+    srunner_add_suite(sr, lxm_test_migrate_suite());
+    srunner_add_suite(sr, lxm_test_e2e_suite());
 
     if (lxm_test_shared_streams_dir()) {
         srunner_add_suite(sr, lxm_test_xen_streams_suite());

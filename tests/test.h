@@ -21,6 +21,12 @@ Suite *lxm_test_writer_suite(void);
 Suite *lxm_test_stats_suite(void);
 Suite *lxm_test_xen_streams_suite(void);
 Suite *lxm_test_cli_suite(void);
+Suite *lxm_test_transport_suite(void);
+Suite *lxm_test_backend_libxl_suite(void);
+Suite *lxm_test_migrate_suite(void);
+Suite *lxm_test_precopy_suite(void);
+Suite *lxm_test_sim_suite(void);
+Suite *lxm_test_e2e_suite(void);
 
 /*
  * The suites whose every case needs ../shared; the runner asks before

@@ -25,111 +25,33 @@
  *   [HVM, not checkpointed: EMULATOR_XENSTORE_DATA, EMULATOR_CONTEXT]
  *   [libxl END]
  *
+ * The records around the pages (headers, static data, end of
+ * checkpoint, emulator records) are guest.c's, shared with the sim
+ * backend; this file makes up the memory.
+ *
  * Everything derives from opts->seed through our own PRNG (splitmix64
- * to seed xoshiro256**), and a page's contents only from (seed, pfn,
- * round), so the output is the same on every run and host.  Pages are
- * built in one reusable 4 MiB batch buffer: no allocation per page.
+ * to seed xoshiro256**, libxlmig_internal.h), and a page's contents
+ * only from (seed, pfn, round), so the output is the same on every run
+ * and host.  Pages are built in one reusable 4 MiB batch buffer: no
+ * allocation per page.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <yajl/yajl_gen.h>
-
 #include "libxlmig_internal.h"
 
 #define SYNTH_VCPUS_MAX 128u
 #define SYNTH_PAGES_MAX (UINT64_C(1) << 32) /* 16 TiB */
-#define SYNTH_XEN_MAJOR 4
-#define SYNTH_XEN_MINOR 17
-
-/* HVM "special" pages (xenstore, console, ioreq, ...) sit just below the
- * 4 GiB boundary, as libxl's HVM/PVH layout puts them. */
-#define SPECIAL_PAGES 8u
-#define SPECIAL_BASE_PFN UINT64_C(0xfeff8)
-
-/* ---- PRNG: splitmix64 seeds xoshiro256** ------------------------- */
-
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
-
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-/* A well-mixed 64-bit value of up to three inputs. */
-static uint64_t hash3(uint64_t a, uint64_t b, uint64_t c)
-{
-    uint64_t x = a;
-
-    x = splitmix64(&x) ^ b;
-    x = splitmix64(&x) ^ c;
-    return splitmix64(&x);
-}
-
-static void rng_seed(rng *r, uint64_t seed)
-{
-    unsigned int i;
-
-    for (i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-/* Uniform-enough value in [0, n), n > 0. */
-static uint32_t rng_below(rng *r, uint32_t n)
-{
-    return (uint32_t)(((rng_next(r) >> 32) * n) >> 32);
-}
-
-static void rng_fill(rng *r, uint8_t *p, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i + 8 <= len; i += 8)
-        lxm__put_le64(p + i, rng_next(r));
-    if (i < len) {
-        uint8_t last[8];
-
-        lxm__put_le64(last, rng_next(r));
-        memcpy(p + i, last, len - i);
-    }
-}
 
 /* ---- the synthetic guest ----------------------------------------- */
 
 typedef struct synth {
     lxm_stream_writer *w;
     const lxm__synth_opts *o;
+    lxm__guest_desc g; /* what guest.c writes around the pages */
     bool pv;
-    bool hvm_emulator; /* HVM, not PVH: QEMU records */
-    uint32_t vcpus;
     uint64_t npages;       /* RAM pages */
     uint64_t nr_pfns;      /* pfns of round 0 (PV: p2m size) */
     uint64_t special_base; /* HVM: first special pfn */
@@ -144,150 +66,22 @@ typedef struct synth {
     uint64_t pfns[LXM_PAGE_DATA_MAX_PAGES];
     const void *pages[LXM_PAGE_DATA_MAX_PAGES];
     uint32_t count, nr_data;
-
-    /* Scratch for record bodies. */
-    uint8_t *body;
-    size_t body_cap;
 } synth;
-
-/* Body scratch of at least len bytes, zeroed. */
-static uint8_t *body_get(synth *s, size_t len)
-{
-    if (len > s->body_cap) {
-        uint8_t *p = realloc(s->body, len);
-
-        if (!p)
-            return NULL;
-        s->body = p;
-        s->body_cap = len;
-    }
-    memset(s->body, 0, len);
-    return s->body;
-}
 
 /* ---- page contents ----------------------------------------------- */
 
-/* Instruction-like snippets: prologues, moves, calls, returns, padding. */
-static const struct {
-    uint8_t len;
-    uint8_t b[8];
-    uint8_t imm; /* random bytes after the snippet */
-} code_snippets[] = {
-    { 4, { 0x55, 0x48, 0x89, 0xe5 }, 0 }, /* push rbp; mov */
-    { 4, { 0x48, 0x83, 0xec, 0x20 }, 0 }, /* sub rsp, 0x20 */
-    { 3, { 0x48, 0x8b, 0x45 }, 1 },       /* mov rax, [rbp+d8] */
-    { 3, { 0x48, 0x89, 0x7d }, 1 },       /* mov [rbp+d8], rdi */
-    { 1, { 0xe8 }, 4 },                   /* call rel32 */
-    { 1, { 0xe9 }, 4 },                   /* jmp rel32 */
-    { 2, { 0x85, 0xc0 }, 0 },             /* test eax, eax */
-    { 1, { 0x74 }, 1 },                   /* je rel8 */
-    { 1, { 0x75 }, 1 },                   /* jne rel8 */
-    { 1, { 0xb8 }, 4 },                   /* mov eax, imm32 */
-    { 3, { 0x48, 0x8d, 0x05 }, 4 },       /* lea rax, [rip+d] */
-    { 2, { 0x31, 0xc0 }, 0 },             /* xor eax, eax */
-    { 2, { 0x5d, 0xc3 }, 0 },             /* pop rbp; ret */
-    { 4, { 0x0f, 0x1f, 0x40, 0x00 }, 0 }, /* nopl */
-    { 4, { 0xcc, 0xcc, 0xcc, 0xcc }, 0 }, /* int3 padding */
-};
-
-/* One PRNG draw per snippet: the low half picks it, the high half is
- * its immediate. */
-static void fill_code(rng *r, uint8_t *p)
-{
-    size_t off = 0;
-
-    while (off < LXM_PAGE_SIZE) {
-        uint64_t x = rng_next(r);
-        uint32_t k =
-            (uint32_t)(((x & 0xffffffffu) * LXM_ARRAY_SIZE(code_snippets)) >>
-                       32);
-        size_t n = code_snippets[k].len;
-        uint8_t tmp[16];
-
-        memcpy(tmp, code_snippets[k].b, sizeof(code_snippets[k].b));
-        lxm__put_le32(tmp + n, (uint32_t)(x >> 32));
-        n += code_snippets[k].imm;
-        /* A fixed-size copy is faster; the next snippet overwrites the
-         * surplus. */
-        if (off + sizeof(tmp) <= LXM_PAGE_SIZE) {
-            memcpy(p + off, tmp, sizeof(tmp));
-        } else {
-            n = LXM_MIN(n, LXM_PAGE_SIZE - off);
-            memcpy(p + off, tmp, n);
-        }
-        off += n;
-    }
-}
-
-#define W(s)                                                                   \
-    {                                                                          \
-        s, sizeof(s) - 1                                                       \
-    }
-static const struct {
-    char s[16];
-    size_t len;
-} words[] = {
-    W("the"),    W("of"),        W("and"),    W("to"),     W("in"),
-    W("is"),     W("that"),      W("for"),    W("it"),     W("as"),
-    W("was"),    W("with"),      W("be"),     W("by"),     W("on"),
-    W("not"),    W("he"),        W("this"),   W("are"),    W("or"),
-    W("his"),    W("from"),      W("at"),     W("which"),  W("but"),
-    W("have"),   W("an"),        W("had"),    W("they"),   W("you"),
-    W("were"),   W("their"),     W("one"),    W("all"),    W("we"),
-    W("can"),    W("her"),       W("has"),    W("there"),  W("been"),
-    W("if"),     W("more"),      W("when"),   W("will"),   W("would"),
-    W("who"),    W("so"),        W("no"),     W("domain"), W("memory"),
-    W("page"),   W("migration"), W("stream"), W("record"), W("kernel"),
-    W("device"), W("error"),     W("xen"),    W("guest"),  W("network"),
-    W("disk"),   W("config"),    W("value"),  W("return"), W("static"),
-    W("struct"), W("const"),     W("int"),
-};
-#undef W
-
-/* Words and separators, lines of about 64 columns; one draw a word. */
-static void fill_text(rng *r, uint8_t *p)
-{
-    size_t off = 0;
-    unsigned int col = 0;
-
-    while (off < LXM_PAGE_SIZE) {
-        uint64_t x = rng_next(r);
-        uint32_t k =
-            (uint32_t)(((x & 0xffffffffu) * LXM_ARRAY_SIZE(words)) >> 32);
-        uint32_t sep = (uint32_t)(x >> 60);
-        size_t n = words[k].len;
-
-        if (off + sizeof(words[k].s) <= LXM_PAGE_SIZE) {
-            memcpy(p + off, words[k].s, sizeof(words[k].s));
-        } else {
-            n = LXM_MIN(n, LXM_PAGE_SIZE - off);
-            memcpy(p + off, words[k].s, n);
-        }
-        off += n;
-        col += (unsigned int)n;
-        if (off == LXM_PAGE_SIZE)
-            break;
-        if (col > 64) {
-            p[off++] = '\n';
-            col = 0;
-        } else {
-            p[off++] = sep == 0 ? ',' : sep == 1 ? '.' : ' ';
-            col++;
-        }
-    }
-}
-
 /* A page table of 'level' (1-4): a few present entries pointing at
  * guest pfns, as libxc normalises them (pfn << 12 | flags). */
-static void fill_pagetable(synth *s, rng *r, uint8_t *p, unsigned int level)
+static void fill_pagetable(synth *s, lxm__rng *r, uint8_t *p,
+                           unsigned int level)
 {
-    uint32_t i, used = level == 1 ? 64 + rng_below(r, 448)
-                                  : 1 + rng_below(r, level == 4 ? 4 : 32);
-    uint32_t start = level == 4 ? 256 : rng_below(r, 512 - used + 1);
+    uint32_t i, used = level == 1 ? 64 + lxm__rng_below(r, 448)
+                                  : 1 + lxm__rng_below(r, level == 4 ? 4 : 32);
+    uint32_t start = level == 4 ? 256 : lxm__rng_below(r, 512 - used + 1);
 
     memset(p, 0, LXM_PAGE_SIZE);
     for (i = 0; i < used; i++) {
-        uint64_t pfn = rng_next(r) % s->npages;
+        uint64_t pfn = lxm__rng_next(r) % s->npages;
         uint64_t flags = level == 1 ? 0x63 : 0x67; /* P RW A D (U) */
 
         if (level == 1 && !(i % 5))
@@ -328,10 +122,10 @@ static unsigned int pv_page_type(const synth *s, uint64_t pfn)
 static void fill_page(synth *s, uint8_t *p, uint64_t pfn, uint32_t round,
                       unsigned int type)
 {
-    rng r;
+    lxm__rng r;
     uint32_t kind;
 
-    rng_seed(&r, hash3(s->o->seed, pfn, round));
+    lxm__rng_seed(&r, lxm__hash3(s->o->seed, pfn, round));
 
     switch (type) {
     case LXM_PAGE_L1TAB:
@@ -355,23 +149,23 @@ static void fill_page(synth *s, uint8_t *p, uint64_t pfn, uint32_t round,
     if (s->special_base && pfn >= s->special_base) {
         /* Special pages: mostly empty rings. */
         memset(p, 0, LXM_PAGE_SIZE);
-        rng_fill(&r, p, 64);
+        lxm__rng_fill(&r, p, 64);
         return;
     }
 
     /* ~40% zero, 20% code, 20% text, 20% random in the first copy;
      * pages dirtied later are rarely zero. */
-    kind = rng_below(&r, 100);
+    kind = lxm__rng_below(&r, 100);
     if (round > 0 && kind < 40)
         kind = kind < 8 ? 0 : 40 + kind % 60;
     if (kind < 40)
         memset(p, 0, LXM_PAGE_SIZE);
     else if (kind < 60)
-        fill_code(&r, p);
+        lxm__fill_code_page(&r, p);
     else if (kind < 80)
-        fill_text(&r, p);
+        lxm__fill_text_page(&r, p);
     else
-        rng_fill(&r, p, LXM_PAGE_SIZE);
+        lxm__rng_fill(&r, p, LXM_PAGE_SIZE);
 }
 
 /* ---- PAGE_DATA batches ------------------------------------------- */
@@ -421,7 +215,7 @@ static int send_all(synth *s)
             return rc;
     }
     if (s->special_base)
-        for (i = 0; i < SPECIAL_PAGES; i++) {
+        for (i = 0; i < LXM__GUEST_SPECIAL_PAGES; i++) {
             rc = batch_add(s, s->special_base + i, 0);
             if (rc)
                 return rc;
@@ -445,7 +239,7 @@ static int send_dirty(synth *s, uint32_t round)
 
     for (pfn = 0; pfn < s->npages; pfn++) {
         uint64_t heat =
-            hash3(s->o->seed ^ UINT64_C(0x6865617431), pfn, 0) >> 32;
+            lxm__hash3(s->o->seed ^ UINT64_C(0x6865617431), pfn, 0) >> 32;
 
         if (heat >= threshold && pfn != s->always_hot)
             continue;
@@ -456,587 +250,6 @@ static int send_dirty(synth *s, uint32_t round)
     return batch_flush(s);
 }
 
-/* ---- JSON domain config (as libxl_domain_config_to_json) ---------- */
-
-static void put_str(yajl_gen g, const char *str)
-{
-    yajl_gen_string(g, (const unsigned char *)str, strlen(str));
-}
-
-static void kv_str(yajl_gen g, const char *key, const char *val)
-{
-    put_str(g, key);
-    put_str(g, val);
-}
-
-static void kv_int(yajl_gen g, const char *key, long long val)
-{
-    put_str(g, key);
-    yajl_gen_integer(g, val);
-}
-
-/* "key": { (the caller closes it) */
-static void kv_map(yajl_gen g, const char *key)
-{
-    put_str(g, key);
-    yajl_gen_map_open(g);
-}
-
-static void make_uuid(uint64_t seed, char out[37])
-{
-    uint8_t u[16];
-    rng r;
-
-    rng_seed(&r, hash3(seed, UINT64_C(0x75756964), 0));
-    rng_fill(&r, u, sizeof(u));
-    u[6] = (u[6] & 0x0f) | 0x40; /* version 4 */
-    u[8] = (u[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-             "%02x%02x%02x%02x%02x%02x",
-             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
-             u[11], u[12], u[13], u[14], u[15]);
-}
-
-/* *json_r: caller must free().  Key order and layout follow what
- * libxl_domain_config_to_json() gives for such a guest. */
-static int make_config(const synth *s, char **json_r)
-{
-    const lxm__synth_opts *o = s->o;
-    const char *type = s->pv ? "pv" : o->pvh ? "pvh" : "hvm";
-    long long memkb = (long long)(o->memory_bytes / 1024);
-    const unsigned char *buf;
-    char uuid[37], key[16];
-    yajl_gen g;
-    size_t len;
-    uint32_t i;
-    int rc;
-
-    *json_r = NULL;
-    g = yajl_gen_alloc(NULL);
-    if (!g)
-        return LXM_ERROR_NOMEM;
-    yajl_gen_config(g, yajl_gen_beautify, 1);
-    yajl_gen_config(g, yajl_gen_indent_string, "    ");
-
-    make_uuid(o->seed, uuid);
-
-    yajl_gen_map_open(g);
-
-    kv_map(g, "c_info");
-    kv_str(g, "type", type);
-    kv_str(g, "name", o->name ? o->name : "synth");
-    kv_str(g, "uuid", uuid);
-    kv_str(g, "run_hotplug_scripts", "True");
-    yajl_gen_map_close(g);
-
-    kv_map(g, "b_info");
-    kv_int(g, "max_vcpus", s->vcpus);
-    put_str(g, "avail_vcpus");
-    yajl_gen_array_open(g);
-    for (i = 0; i < s->vcpus; i++)
-        yajl_gen_integer(g, i);
-    yajl_gen_array_close(g);
-    if (!s->pv)
-        kv_str(g, "tsc_mode", "native");
-    kv_int(g, "max_memkb", memkb);
-    kv_int(g, "target_memkb", memkb);
-    kv_int(g, "video_memkb", s->hvm_emulator ? 8192 : 0);
-    if (s->hvm_emulator) {
-        kv_int(g, "shadow_memkb", memkb / 256 + 1024);
-        kv_str(g, "device_model_version", "qemu_xen");
-    }
-    kv_map(g, "sched_params");
-    kv_str(g, "sched", "credit2");
-    kv_int(g, "weight", 256);
-    kv_int(g, "cap", 0);
-    yajl_gen_map_close(g);
-    kv_str(g, "claim_mode", "True");
-    if (!s->hvm_emulator) {
-        kv_str(g, "kernel", "/guest/vmlinuz");
-        kv_str(g, "cmdline", "console=hvc0 root=/dev/xvda1 ro");
-        kv_str(g, "ramdisk", "/guest/initrd.gz");
-    }
-    snprintf(key, sizeof(key), "type.%s", type);
-    kv_map(g, key);
-    if (s->hvm_emulator) {
-        kv_str(g, "pae", "True");
-        kv_str(g, "apic", "True");
-        kv_str(g, "acpi", "True");
-        kv_str(g, "boot", "c");
-        kv_map(g, "vga");
-        kv_str(g, "kind", "stdvga");
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
-    kv_map(g, "arch_arm");
-    yajl_gen_map_close(g);
-    kv_map(g, "arch_x86");
-    kv_str(g, "msr_relaxed", "False");
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g); /* b_info */
-
-    kv_str(g, "on_reboot", "restart");
-    kv_str(g, "on_crash", "destroy");
-    kv_str(g, "on_soft_reset", "soft_reset");
-    yajl_gen_map_close(g);
-
-    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
-        rc = LXM_ERROR_FAIL;
-        goto out;
-    }
-    *json_r = strndup((const char *)buf, len);
-    rc = *json_r ? 0 : LXM_ERROR_NOMEM;
-
-out:
-    yajl_gen_free(g);
-    return rc;
-}
-
-/* ---- libxc records ----------------------------------------------- */
-
-/* One CPUID leaf: leaf, subleaf, a, b, c, d. */
-static void put_leaf(uint8_t *p, uint32_t leaf, uint32_t subleaf, uint32_t a,
-                     uint32_t b, uint32_t c, uint32_t d)
-{
-    lxm__put_le32(p, leaf);
-    lxm__put_le32(p + 4, subleaf);
-    lxm__put_le32(p + 8, a);
-    lxm__put_le32(p + 12, b);
-    lxm__put_le32(p + 16, c);
-    lxm__put_le32(p + 20, d);
-}
-
-#define NO_SUBLEAF 0xffffffffu
-
-static int write_static_data(synth *s)
-{
-    /* "GenuineIntel", family 6 model 0x9e, and a brand string. */
-    static const char brand[48] = "Xen synthetic x86 CPU @ 2.40GHz";
-    uint8_t *p, pv_info[LXM__X86_PV_INFO_LEN] = { 8, 4 };
-    uint32_t leaf, n = 0;
-    int rc;
-
-    if (s->pv) {
-        rc = lxm_stream_write_libxc_record(s->w, LXM_LIBXC_X86_PV_INFO, pv_info,
-                                           sizeof(pv_info));
-        if (rc)
-            return rc;
-    }
-
-    /* X86_CPUID_POLICY: the leaves libxc collects, as xen_cpuid_leaf_t. */
-    p = body_get(s, 64 * LXM__CPUID_LEAF_LEN);
-    if (!p)
-        return LXM_ERROR_NOMEM;
-#define LEAF(...) put_leaf(p + LXM__CPUID_LEAF_LEN * n++, __VA_ARGS__)
-    LEAF(0x0, NO_SUBLEAF, 0xd, 0x756e6547, 0x6c65746e, 0x49656e69);
-    LEAF(0x1, NO_SUBLEAF, 0x000906ea, 0x00040800 | (s->vcpus << 16), 0xf6fa3203,
-         0x178bfbff);
-    for (leaf = 0x2; leaf <= 0xc; leaf++) {
-        bool indexed = leaf == 0x4 || leaf == 0x7 || leaf == 0xb;
-
-        LEAF(leaf, indexed ? 0 : NO_SUBLEAF,
-             leaf == 0x7   ? 0
-             : leaf == 0x6 ? 0x4
-                           : 0,
-             leaf == 0x7 ? 0x009c47ab : 0, 0, leaf == 0x7 ? 0xbc000400 : 0);
-    }
-    LEAF(0xd, 0, 0x7, 0x340, 0x340, 0);
-    LEAF(0xd, 1, 0x1, 0, 0, 0);
-    LEAF(0x40000000, NO_SUBLEAF, 0, 0, 0, 0);
-    LEAF(0x40000100, NO_SUBLEAF, 0, 0, 0, 0);
-    LEAF(0x80000000, NO_SUBLEAF, 0x80000008, 0, 0, 0);
-    LEAF(0x80000001, NO_SUBLEAF, 0, 0, 0x00000121, 0x2c100800);
-    for (leaf = 0; leaf < 3; leaf++) {
-        const char *b = brand + 16 * leaf;
-
-        LEAF(0x80000002 + leaf, NO_SUBLEAF, lxm__le32(b), lxm__le32(b + 4),
-             lxm__le32(b + 8), lxm__le32(b + 12));
-    }
-    LEAF(0x80000005, NO_SUBLEAF, 0, 0, 0, 0);
-    LEAF(0x80000006, NO_SUBLEAF, 0, 0, 0x01006040, 0);
-    LEAF(0x80000007, NO_SUBLEAF, 0, 0, 0, 0x100);
-    LEAF(0x80000008, NO_SUBLEAF, 0x3027, 0, 0, 0);
-#undef LEAF
-    rc = lxm_stream_write_libxc_record(s->w, LXM_LIBXC_X86_CPUID_POLICY, p,
-                                       n * LXM__CPUID_LEAF_LEN);
-    if (rc)
-        return rc;
-
-    /* X86_MSR_POLICY: PLATFORM_INFO (CPUID faulting for HVM) and
-     * ARCH_CAPABILITIES, as xen_msr_entry_t {idx, flags, val}. */
-    p = body_get(s, 2 * LXM__MSR_ENTRY_LEN);
-    if (!p)
-        return LXM_ERROR_NOMEM;
-    lxm__put_le32(p, 0xce);
-    lxm__put_le64(p + 8, s->pv ? 0 : UINT64_C(0x80000000));
-    lxm__put_le32(p + 16, 0x10a);
-    rc = lxm_stream_write_libxc_record(s->w, LXM_LIBXC_X86_MSR_POLICY, p,
-                                       2 * LXM__MSR_ENTRY_LEN);
-    if (rc)
-        return rc;
-
-    return lxm_stream_write_libxc_record(s->w, LXM_LIBXC_STATIC_DATA_END, NULL,
-                                         0);
-}
-
-/* PV start of stream: where the guest's p2m lives. */
-static int write_p2m_frames(synth *s)
-{
-    uint64_t frames = (s->nr_pfns + 511) / 512, i;
-    uint32_t length = (uint32_t)(LXM__P2M_FRAMES_HDR_LEN + 8 * frames);
-    uint8_t *p = body_get(s, length);
-
-    if (!p)
-        return LXM_ERROR_NOMEM;
-    lxm__put_le32(p, 0);
-    lxm__put_le32(p + 4, (uint32_t)(s->nr_pfns - 1));
-    /* The p2m sits in the top of RAM, allocated downwards. */
-    for (i = 0; i < frames; i++)
-        lxm__put_le64(p + 8 + 8 * i, s->npages - 1 - (i % s->npages));
-    return lxm_stream_write_libxc_record(s->w, LXM_LIBXC_X86_PV_P2M_FRAMES, p,
-                                         length);
-}
-
-static int write_tsc_info(synth *s, uint32_t checkpoint)
-{
-    uint8_t p[LXM__TSC_INFO_LEN] = { 0 };
-    uint64_t h = hash3(s->o->seed, UINT64_C(0x747363), 0);
-
-    lxm__put_le32(p, 0);                                     /* mode default */
-    lxm__put_le32(p + 4, 2000000 + (uint32_t)(h % 1500000)); /* kHz */
-    lxm__put_le64(p + 8, UINT64_C(20000000000) + (h >> 40) +
-                             UINT64_C(1000000000) * checkpoint); /* ns */
-    lxm__put_le32(p + 16, 1); /* incarnation */
-    return lxm_stream_write_libxc_record(s->w, LXM_LIBXC_X86_TSC_INFO, p,
-                                         sizeof(p));
-}
-
-/* One hvm_save_descriptor {u16 typecode, u16 instance, u32 length}. */
-static uint8_t *hvm_desc(uint8_t *p, uint16_t typecode, uint16_t instance,
-                         uint32_t length)
-{
-    p[0] = (uint8_t)typecode;
-    p[1] = (uint8_t)(typecode >> 8);
-    p[2] = (uint8_t)instance;
-    p[3] = (uint8_t)(instance >> 8);
-    lxm__put_le32(p + 4, length);
-    return p + 8;
-}
-
-/*
- * HVM_CONTEXT: a plausible hvm save blob: HEADER, per-vcpu CPU, the
- * platform devices (PIC/IOAPIC/PIT/RTC/HPET/PMTIMER only with an
- * emulator), per-vcpu LAPIC state and MTRRs, then END.
- */
-static int write_hvm_context(synth *s, uint32_t checkpoint)
-{
-    static const struct {
-        uint16_t code, len;
-        bool per_vcpu, dm;
-    } recs[] = {
-        { 2, 1032, true, false }, /* CPU */
-        { 3, 8, false, true },    /* PIC (x2 below) */
-        { 4, 408, false, true },  /* IOAPIC */
-        { 5, 24, true, false },   /* LAPIC */
-        { 6, 1024, true, false }, /* LAPIC_REGS */
-        { 7, 16, false, false },  /* PCI_IRQ */
-        { 8, 8, false, false },   /* ISA_IRQ */
-        { 9, 8, false, false },   /* PCI_LINK */
-        { 10, 56, false, true },  /* PIT */
-        { 11, 24, false, true },  /* RTC */
-        { 12, 248, false, true }, /* HPET */
-        { 13, 8, false, true },   /* PMTIMER */
-        { 14, 240, true, false }, /* MTRR */
-        { 18, 32, true, false },  /* VMCE_VCPU */
-        { 19, 8, true, false },   /* TSC_ADJUST */
-    };
-    size_t len = 8 + 24 + 8, i;
-    uint32_t v, inst;
-    uint8_t *p, *q;
-    rng r;
-
-    for (i = 0; i < LXM_ARRAY_SIZE(recs); i++) {
-        uint32_t n = recs[i].per_vcpu ? s->vcpus : recs[i].code == 3 ? 2 : 1;
-
-        if (recs[i].dm && !s->hvm_emulator)
-            continue;
-        len += (size_t)n * (8 + recs[i].len);
-    }
-    p = body_get(s, len);
-    if (!p)
-        return LXM_ERROR_NOMEM;
-    rng_seed(&r, hash3(s->o->seed, UINT64_C(0x68766d), checkpoint));
-
-    /* HEADER: magic, version, changeset, cpuid, gtsc_khz. */
-    q = hvm_desc(p, 1, 0, 24);
-    lxm__put_le32(q, 0x54381286);
-    lxm__put_le32(q + 4, 1);
-    lxm__put_le64(q + 8, UINT64_MAX);
-    lxm__put_le32(q + 16, 0x000906ea);
-    lxm__put_le32(q + 20, 0);
-    q += 24;
-
-    for (i = 0; i < LXM_ARRAY_SIZE(recs); i++) {
-        uint32_t n = recs[i].per_vcpu ? s->vcpus : recs[i].code == 3 ? 2 : 1;
-
-        if (recs[i].dm && !s->hvm_emulator)
-            continue;
-        for (inst = 0; inst < n; inst++) {
-            q = hvm_desc(q, recs[i].code, (uint16_t)inst, recs[i].len);
-            if (recs[i].code == 2) {
-                /* FPU control word, MXCSR, then a few registers. */
-                q[0] = 0x7f;
-                q[1] = 0x03;
-                lxm__put_le32(q + 24, 0x1f80);
-                lxm__put_le32(q + 28, 0xffff);
-                for (v = 0; v < 24; v++)
-                    lxm__put_le64(q + 512 + 8 * v,
-                                  v < 16 ? rng_next(&r) >> 16 : 0);
-            } else if (recs[i].code == 5) {
-                lxm__put_le64(q, UINT64_C(0xfee00d00) | (inst ? 0 : 0x100));
-            } else {
-                rng_fill(&r, q, LXM_MIN(recs[i].len, 16u));
-            }
-            q += recs[i].len;
-        }
-    }
-    hvm_desc(q, 0, 0, 0); /* END */
-
-    return lxm_stream_write_libxc_record(s->w, LXM_LIBXC_HVM_CONTEXT, p,
-                                         (uint32_t)len);
-}
-
-static int write_hvm_params(synth *s)
-{
-    /* index, value: the magic pfns libxl set up, as a real save shows. */
-    const uint64_t sp = s->special_base;
-    const uint64_t params[][2] = {
-        { 1, sp + 4 },          /* STORE_PFN */
-        { 5, sp + 5 },          /* IOREQ_PFN */
-        { 6, sp + 3 },          /* BUFIOREQ_PFN */
-        { 27, sp + 0 },         /* PAGING_RING_PFN */
-        { 28, sp + 1 },         /* MONITOR_RING_PFN */
-        { 29, sp + 2 },         /* SHARING_RING_PFN */
-        { 17, sp + 7 },         /* CONSOLE_PFN */
-        { 12, (sp + 6) << 12 }, /* IDENT_PT */
-    };
-    const uint32_t n = LXM_ARRAY_SIZE(params);
-    uint32_t length = LXM__HVM_PARAMS_HDR_LEN + n * LXM__HVM_PARAM_LEN, i;
-    uint8_t *p = body_get(s, length);
-
-    if (!p)
-        return LXM_ERROR_NOMEM;
-    lxm__put_le32(p, n);
-    for (i = 0; i < n; i++) {
-        lxm__put_le64(p + 8 + 16 * i, params[i][0]);
-        lxm__put_le64(p + 16 + 16 * i, params[i][1]);
-    }
-    return lxm_stream_write_libxc_record(s->w, LXM_LIBXC_HVM_PARAMS, p, length);
-}
-
-static int write_shared_info(synth *s, uint32_t checkpoint)
-{
-    uint8_t *p = body_get(s, LXM_PAGE_SIZE);
-    uint32_t v;
-    rng r;
-
-    if (!p)
-        return LXM_ERROR_NOMEM;
-    rng_seed(&r, hash3(s->o->seed, UINT64_C(0x736861726564), checkpoint));
-    /* vcpu_info[]: 64 bytes each; time info at +32. */
-    for (v = 0; v < LXM_MIN(s->vcpus, 32u); v++) {
-        uint8_t *vi = p + 64 * v;
-
-        vi[1] = 1;                                    /* upcall mask */
-        lxm__put_le64(vi + 8, 0);                     /* pending sel */
-        lxm__put_le32(vi + 32, 2 * (checkpoint + 1)); /* version */
-        lxm__put_le64(vi + 40, rng_next(&r) >> 20);   /* tsc stamp */
-        lxm__put_le64(vi + 48, rng_next(&r) >> 28);   /* system time */
-        lxm__put_le32(vi + 56, 0xd1ff5f79);           /* tsc mul */
-        vi[60] = 0xff;                                /* tsc shift */
-    }
-    /* wc_version, wc_sec, wc_nsec after the event channel bitmaps. */
-    lxm__put_le32(p + 0xc00, 2);
-    lxm__put_le32(p + 0xc04, 1700000000u + (uint32_t)(s->o->seed % 100000));
-    return lxm_stream_write_libxc_record(s->w, LXM_LIBXC_SHARED_INFO, p,
-                                         LXM_PAGE_SIZE);
-}
-
-/* The four per-vcpu PV records: header {vcpu_id, reserved}, then the
- * blob libxc got from the hypervisor. */
-static int write_pv_vcpus(synth *s, uint32_t checkpoint)
-{
-    const uint32_t basic = 5168, extended = 64, xsave = 16 + 512 + 64 + 256;
-    const uint32_t msrs = 2 * 16;
-    uint32_t v;
-    uint8_t *p;
-    rng r;
-    int rc;
-
-    for (v = 0; v < s->vcpus; v++) {
-        rng_seed(&r, hash3(s->o->seed, UINT64_C(0x76637075) + v, checkpoint));
-
-        /* BASIC: vcpu_guest_context: FPU state, flags, registers. */
-        p = body_get(s, LXM__VCPU_HDR_LEN + basic);
-        if (!p)
-            return LXM_ERROR_NOMEM;
-        lxm__put_le32(p, v);
-        p[8] = 0x7f;
-        p[9] = 0x03;
-        lxm__put_le32(p + 8 + 24, 0x1f80);
-        lxm__put_le32(p + 8 + 28, 0xffff);
-        lxm__put_le64(p + 8 + 512, 0x1a);        /* VGCF flags */
-        rng_fill(&r, p + 8 + 520, 21 * 8);       /* user_regs */
-        lxm__put_le64(p + 8 + 4096, 0x80050033); /* cr0 */
-        lxm__put_le64(p + 8 + 4120, 0x000406f0); /* cr4 */
-        rc = lxm_stream_write_libxc_record(s->w, LXM_LIBXC_X86_PV_VCPU_BASIC, p,
-                                           LXM__VCPU_HDR_LEN + basic);
-        if (rc)
-            return rc;
-
-        /* EXTENDED: xen_domctl_ext_vcpucontext. */
-        p = body_get(s, LXM__VCPU_HDR_LEN + extended);
-        if (!p)
-            return LXM_ERROR_NOMEM;
-        lxm__put_le32(p, v);
-        lxm__put_le32(p + 8 + 12, 0x40);
-        lxm__put_le64(p + 8 + 16, UINT64_C(0xffffffff81027f50));
-        lxm__put_le32(p + 8 + 40, 1);
-        lxm__put_le32(p + 8 + 44, 2);
-        rc = lxm_stream_write_libxc_record(s->w, LXM_LIBXC_X86_PV_VCPU_EXTENDED,
-                                           p, LXM__VCPU_HDR_LEN + extended);
-        if (rc)
-            return rc;
-
-        /* XSAVE: xcr0, xcr0_accum, then the x87/SSE/AVX save area. */
-        p = body_get(s, LXM__VCPU_HDR_LEN + xsave);
-        if (!p)
-            return LXM_ERROR_NOMEM;
-        lxm__put_le32(p, v);
-        lxm__put_le64(p + 8, 0x7);
-        lxm__put_le64(p + 16, 0x7);
-        p[24] = 0x7f;
-        p[25] = 0x03;
-        lxm__put_le32(p + 24 + 24, 0x1f80);
-        rng_fill(&r, p + 24 + 160, 16 * 8); /* some xmm */
-        lxm__put_le64(p + 24 + 512, 0x7);   /* xstate_bv */
-        rc = lxm_stream_write_libxc_record(s->w, LXM_LIBXC_X86_PV_VCPU_XSAVE, p,
-                                           LXM__VCPU_HDR_LEN + xsave);
-        if (rc)
-            return rc;
-
-        /* MSRS: {index, reserved, value}: SPEC_CTRL, TSC_AUX. */
-        p = body_get(s, LXM__VCPU_HDR_LEN + msrs);
-        if (!p)
-            return LXM_ERROR_NOMEM;
-        lxm__put_le32(p, v);
-        lxm__put_le32(p + 8, 0x48);
-        lxm__put_le32(p + 24, 0xc0000103);
-        lxm__put_le64(p + 32, v);
-        rc = lxm_stream_write_libxc_record(s->w, LXM_LIBXC_X86_PV_VCPU_MSRS, p,
-                                           LXM__VCPU_HDR_LEN + msrs);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-/* What libxc writes once the guest is paused (end_of_checkpoint). */
-static int write_end_of_checkpoint(synth *s, uint32_t checkpoint)
-{
-    int rc;
-
-    rc = write_tsc_info(s, checkpoint);
-    if (rc)
-        return rc;
-    if (s->pv) {
-        rc = write_shared_info(s, checkpoint);
-        if (rc)
-            return rc;
-        return write_pv_vcpus(s, checkpoint);
-    }
-    rc = write_hvm_context(s, checkpoint);
-    if (rc)
-        return rc;
-    return write_hvm_params(s);
-}
-
-/* ---- libxl emulator records -------------------------------------- */
-
-static int write_emulator_records(synth *s, uint32_t checkpoint)
-{
-    /* The physmap keys libxl__save_emulator_xenstore_data() collects
-     * for QEMU's VGA RAM. */
-    static const char xs_data[] = "physmap/f0000000/start_addr\0f0000000\0"
-                                  "physmap/f0000000/size\0800000\0"
-                                  "physmap/f0000000/name\0vga.vram";
-    static const char *const sections[] = {
-        "timer", "cpu_common", "i440FX",   "PIIX3",
-        "vga",   "e1000",      "piix4_pm", "xen_platform",
-    };
-    uint32_t xs_len = LXM__EMULATOR_HDR_LEN + sizeof(xs_data);
-    uint32_t length, i;
-    uint8_t *p, *q;
-    rng r;
-    int rc;
-
-    if (!s->hvm_emulator)
-        return 0;
-
-    p = body_get(s, xs_len);
-    if (!p)
-        return LXM_ERROR_NOMEM;
-    lxm__put_le32(p, 2); /* qemu-upstream */
-    memcpy(p + LXM__EMULATOR_HDR_LEN, xs_data, sizeof(xs_data));
-    rc = lxm_stream_write_libxl_record(s->w, LXM_LIBXL_EMULATOR_XENSTORE_DATA,
-                                       p, xs_len);
-    if (rc)
-        return rc;
-
-    /*
-     * EMULATOR_CONTEXT: a small QEMU device-state file as QEMU's
-     * xen-save-devices-state writes it: "QEVM", version 3, the machine
-     * configuration, one full section per device, EOF.
-     */
-    p = body_get(s, 8192);
-    if (!p)
-        return LXM_ERROR_NOMEM;
-    rng_seed(&r, hash3(s->o->seed, UINT64_C(0x71656d75), checkpoint));
-    lxm__put_le32(p, 2);
-    q = p + LXM__EMULATOR_HDR_LEN;
-    memcpy(q, "QEVM", 4);
-    lxm__put_be32(q + 4, 3);
-    q += 8;
-    *q++ = 0x07; /* CONFIGURATION */
-    lxm__put_be32(q, 5);
-    memcpy(q + 4, "xenfv", 5);
-    q += 9;
-    for (i = 0; i < LXM_ARRAY_SIZE(sections); i++) {
-        size_t idlen = strlen(sections[i]);
-        uint32_t dlen = 16 + rng_below(&r, 400);
-
-        *q++ = 0x04; /* SECTION_FULL */
-        lxm__put_be32(q, i + 1);
-        q[4] = (uint8_t)idlen;
-        memcpy(q + 5, sections[i], idlen);
-        q += 5 + idlen;
-        lxm__put_be32(q, 0);                        /* instance */
-        lxm__put_be32(q + 4, 1 + rng_below(&r, 3)); /* version */
-        q += 8;
-        memset(q, 0, dlen);
-        rng_fill(&r, q, dlen / 3);
-        q += dlen;
-        *q++ = 0x7e; /* SECTION_FOOTER */
-        lxm__put_be32(q, i + 1);
-        q += 4;
-    }
-    *q++ = 0x00; /* EOF */
-    length = (uint32_t)(q - p);
-
-    return lxm_stream_write_libxl_record(s->w, LXM_LIBXL_EMULATOR_CONTEXT, p,
-                                         length);
-}
 
 /* ---- the whole stream -------------------------------------------- */
 
@@ -1066,7 +279,6 @@ static int check_opts(const lxm__synth_opts *o)
 int lxm__synth_write(lxm_stream_writer *w, const lxm__synth_opts *o)
 {
     synth s;
-    char *json = NULL;
     uint32_t round, cp;
     int rc;
 
@@ -1078,8 +290,6 @@ int lxm__synth_write(lxm_stream_writer *w, const lxm__synth_opts *o)
     s.w = w;
     s.o = o;
     s.pv = o->guest_type == LXM_GUEST_X86_PV;
-    s.hvm_emulator = !s.pv && !o->pvh;
-    s.vcpus = o->vcpus ? o->vcpus : 1;
     s.npages = o->memory_bytes / LXM_PAGE_SIZE;
     s.nr_pfns = s.npages;
     if (s.pv) {
@@ -1088,11 +298,17 @@ int lxm__synth_write(lxm_stream_writer *w, const lxm__synth_opts *o)
         s.nr_pt = (uint32_t)LXM_MIN(s.npages / 2, 7 + s.npages / 256);
         s.pt_base = s.npages / 4;
     } else {
-        s.special_base = s.npages + SPECIAL_PAGES <= SPECIAL_BASE_PFN
-                             ? SPECIAL_BASE_PFN
-                             : s.npages + 0x100;
+        s.special_base = lxm__guest_special_base(s.npages);
     }
-    s.always_hot = hash3(o->seed, UINT64_C(0x686f74), 0) % s.npages;
+    s.always_hot = lxm__hash3(o->seed, UINT64_C(0x686f74), 0) % s.npages;
+
+    s.g.guest_type = o->guest_type;
+    s.g.pvh = o->pvh;
+    s.g.memory_bytes = o->memory_bytes;
+    s.g.nr_pfns = s.nr_pfns;
+    s.g.vcpus = o->vcpus;
+    s.g.seed = o->seed;
+    s.g.name = o->name;
 
     s.buf = malloc((size_t)LXM_PAGE_DATA_MAX_PAGES * LXM_PAGE_SIZE);
     if (!s.buf) {
@@ -1100,38 +316,9 @@ int lxm__synth_write(lxm_stream_writer *w, const lxm__synth_opts *o)
         goto out;
     }
 
-    /* The headers the writer's format begins with. */
-    if (lxm__stream_writer_expect(w) == LXM__EXPECT_XL_HEADER) {
-        rc = make_config(&s, &json);
-        if (rc)
-            goto out;
-        rc = lxm_stream_write_xl_header(w, json);
-        if (rc)
-            goto out;
-    }
-    if (lxm__stream_writer_expect(w) == LXM__EXPECT_LIBXL_HEADER) {
-        rc = lxm_stream_write_libxl_header(w);
-        if (rc)
-            goto out;
-    }
-    if (lxm__stream_writer_expect(w) == LXM__EXPECT_LIBXL_RECORD) {
-        rc = lxm_stream_write_libxl_record(w, LXM_LIBXL_LIBXC_CONTEXT, NULL, 0);
-        if (rc)
-            goto out;
-    }
-    rc = lxm_stream_write_libxc_header(w, o->guest_type, SYNTH_XEN_MAJOR,
-                                       SYNTH_XEN_MINOR);
+    rc = lxm__guest_stream_begin(w, &s.g);
     if (rc)
         goto out;
-
-    rc = write_static_data(&s);
-    if (rc)
-        goto out;
-    if (s.pv) {
-        rc = write_p2m_frames(&s);
-        if (rc)
-            goto out;
-    }
 
     /* The live part: full copy, then the dirty rounds. */
     rc = send_all(&s);
@@ -1142,16 +329,20 @@ int lxm__synth_write(lxm_stream_writer *w, const lxm__synth_opts *o)
         if (rc)
             goto out;
     }
-    rc = write_end_of_checkpoint(&s, 0);
+    if (!o->checkpointed) {
+        rc = lxm__guest_stream_end(w, &s.g);
+        goto out;
+    }
+
+    rc = lxm__guest_end_of_checkpoint(w, &s.g, 0);
     if (rc)
         goto out;
-
-    for (cp = 0; o->checkpointed && cp < 2; cp++) {
+    for (cp = 0; cp < 2; cp++) {
         if (cp) {
             rc = send_dirty(&s, o->rounds + cp);
             if (rc)
                 goto out;
-            rc = write_end_of_checkpoint(&s, cp);
+            rc = lxm__guest_end_of_checkpoint(w, &s.g, cp);
             if (rc)
                 goto out;
         }
@@ -1159,7 +350,7 @@ int lxm__synth_write(lxm_stream_writer *w, const lxm__synth_opts *o)
         if (rc)
             goto out;
         if (lxm__stream_writer_expect(w) == LXM__EXPECT_LIBXL_RECORD) {
-            rc = write_emulator_records(&s, cp);
+            rc = lxm__guest_emulator_records(w, &s.g, cp);
             if (rc)
                 goto out;
             rc = lxm_stream_write_libxl_record(w, LXM_LIBXL_CHECKPOINT_END,
@@ -1168,25 +359,13 @@ int lxm__synth_write(lxm_stream_writer *w, const lxm__synth_opts *o)
                 goto out;
         }
     }
-
     rc = lxm_stream_write_libxc_record(w, LXM_LIBXC_END, NULL, 0);
     if (rc)
         goto out;
-    if (lxm__stream_writer_expect(w) == LXM__EXPECT_LIBXL_RECORD) {
-        if (!o->checkpointed) {
-            rc = write_emulator_records(&s, 0);
-            if (rc)
-                goto out;
-        }
+    if (lxm__stream_writer_expect(w) == LXM__EXPECT_LIBXL_RECORD)
         rc = lxm_stream_write_libxl_record(w, LXM_LIBXL_END, NULL, 0);
-        if (rc)
-            goto out;
-    }
-    rc = 0;
 
 out:
-    free(json);
-    free(s.body);
     free(s.buf);
     return rc;
 }

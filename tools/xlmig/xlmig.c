@@ -2,13 +2,13 @@
  * xlmig.c - main of the xlmig command: global options, dispatch through
  * the command table, help, and the option parser commands share.
  *
- *   xlmig [-v]... [--json] COMMAND [options] [operands]
+ *   xlmig [-v]... [--json] [-H ADDR] COMMAND [options] [operands]
  *   xlmig help [COMMAND]
  *   xlmig --version
  *
  * Entry points for commands: xlmig_getopt(), xlmig_optind(),
  * xlmig_error(), xlmig_usage_error(), xlmig_cmd_help(), and the globals
- * xlmig_logger, xlmig_verbose, xlmig_json.
+ * xlmig_logger, xlmig_verbose, xlmig_json, xlmig_host.
  *
  * Hidden, for bash completion: `xlmig help --list-commands` prints one
  * command a line, `xlmig help --list-options COMMAND` one option a line
@@ -20,11 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "transport/proto.h"
 #include "xlmig.h"
 
 xentoollog_logger *xlmig_logger;
 int xlmig_verbose;
 bool xlmig_json;
+const char *xlmig_host;
+bool xlmig_status_line;
 
 /* Options per command: theirs plus -h/--help; plenty of room. */
 #define OPTS_MAX 32
@@ -33,6 +36,10 @@ void xlmig_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
 
+    if (xlmig_status_line) {
+        fputs("\r\033[K", stderr);
+        xlmig_status_line = false;
+    }
     fputs("xlmig: ", stderr);
     if (cmd)
         fprintf(stderr, "%s: ", cmd);
@@ -99,7 +106,7 @@ static void general_help(FILE *f)
 {
     size_t i;
 
-    fputs("Usage: xlmig [-v] [--json] COMMAND [options] [operands]\n"
+    fputs("Usage: xlmig [-v] [--json] [-H ADDR] COMMAND [options] [operands]\n"
           "       xlmig help [COMMAND]\n"
           "       xlmig --version\n"
           "\n"
@@ -113,6 +120,9 @@ static void general_help(FILE *f)
           "Global options:\n"
           "  -v                     more log on stderr\n"
           "  --json                 JSON output from commands that have it\n"
+          "  -H, --host ADDR        the agent: control socket path or\n"
+          "                         HOST[:PORT] (default $XLMIG_HOST, else\n"
+          "                         " LXM__DEFAULT_CONTROL ")\n"
           "  --version              print the version and exit\n"
           "  -h, --help             print this help\n"
           "\n"
@@ -240,6 +250,7 @@ int main(int argc, char **argv)
 {
     static const struct option global_opts[] = {
         { "json", no_argument, NULL, 'j' },
+        { "host", required_argument, NULL, 'H' },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -249,13 +260,16 @@ int main(int argc, char **argv)
     int opt, ret;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+vh", global_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:vhH:", global_opts, NULL)) != -1) {
         switch (opt) {
         case 'v':
             xlmig_verbose++;
             break;
         case 'j':
             xlmig_json = true;
+            break;
+        case 'H':
+            xlmig_host = optarg;
             break;
         case 'V':
             printf("xlmig %s (libxlmig API 0x%06x)\n", lxm_version(),
@@ -264,6 +278,9 @@ int main(int argc, char **argv)
         case 'h':
             general_help(stdout);
             return XLMIG_EXIT_OK;
+        case ':':
+            return xlmig_usage_error(NULL, "option '%s' needs an argument",
+                                     argv[optind - 1]);
         default:
             if (optopt && optopt < XLMIG_OPT_LONG_ONLY)
                 return xlmig_usage_error(NULL, "unknown option '-%c'", optopt);

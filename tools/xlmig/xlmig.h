@@ -3,7 +3,10 @@
  *
  * xlmig.c          main: global options, dispatch, help, option parsing
  * xlmig_cmdtable.c the command table: names, handlers, usage, options
- * xlmig_<family>.c one file per command family (xlmig_stream.c: stream-*)
+ * xlmig_<family>.c one file per command family (xlmig_stream.c: stream-*,
+ *                  xlmig_domain.c: list, host-info, sim-*,
+ *                  xlmig_migrate.c: migrate)
+ * xlmig_client.c   talking to an xlmigd (-H/--host): request, events, reply
  *
  * Exit statuses: XLMIG_EXIT_OK, _FAIL (the command failed; one line on
  * stderr), _USAGE (bad command line; one line on stderr with a hint).
@@ -13,8 +16,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <xentoollog.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 #include "libxlmig.h"
 
@@ -40,6 +46,18 @@ enum {
     XLMIG_OPT_SEED,
     XLMIG_OPT_NAME,
     XLMIG_OPT_CHECKPOINTED,
+    /* agent commands */
+    XLMIG_OPT_LIVE,
+    XLMIG_OPT_NON_LIVE,
+    XLMIG_OPT_POLICY,
+    XLMIG_OPT_DOWNTIME_MS,
+    XLMIG_OPT_MAX_ROUNDS,
+    XLMIG_OPT_BANDWIDTH,
+    XLMIG_OPT_NO_VERIFY,
+    XLMIG_OPT_TYPE,
+    XLMIG_OPT_DIRTY_RATE,
+    XLMIG_OPT_WORKING_SET,
+    XLMIG_OPT_MIX,
 };
 
 struct cmd_opt {
@@ -68,6 +86,13 @@ const struct cmd_spec *xlmig_cmd_lookup(const char *name);
 extern xentoollog_logger *xlmig_logger; /* stderr; never NULL in cmds */
 extern int xlmig_verbose;               /* count of -v */
 extern bool xlmig_json;                 /* global --json */
+extern const char *xlmig_host;          /* global -H/--host; NULL: env
+                                         * XLMIG_HOST, else the default
+                                         * control socket */
+
+/* A progress line is on stderr (no newline yet): xlmig_error() clears
+ * it before printing. */
+extern bool xlmig_status_line;
 
 /* "xlmig: CMD: MESSAGE\n" on stderr (cmd NULL ok). */
 void xlmig_error(const char *cmd, const char *fmt, ...)
@@ -97,6 +122,53 @@ int xlmig_optind(void);
 /* Command handlers (one file per family). */
 int xlmig_main_stream_info(const struct cmd_spec *spec, int argc, char **argv);
 int xlmig_main_stream_synth(const struct cmd_spec *spec, int argc, char **argv);
+int xlmig_main_list(const struct cmd_spec *spec, int argc, char **argv);
+int xlmig_main_host_info(const struct cmd_spec *spec, int argc, char **argv);
+int xlmig_main_sim_create(const struct cmd_spec *spec, int argc, char **argv);
+int xlmig_main_sim_destroy(const struct cmd_spec *spec, int argc, char **argv);
+int xlmig_main_migrate(const struct cmd_spec *spec, int argc, char **argv);
+
+/* xlmig_domain.c: argument parsing shared by the agent commands.  A
+ * decimal number without sign, at most max; a size with an optional
+ * K, M or G suffix (powers of 1024). */
+bool xlmig_parse_u64(const char *s, uint64_t max, uint64_t *val_r);
+bool xlmig_parse_size(const char *s, uint64_t *bytes_r);
+
+/* ---- xlmig_client.c: talking to an agent ---- */
+
+typedef struct xlmig_agent xlmig_agent;
+
+/* The agent address: xlmig_host, env XLMIG_HOST, or the default. */
+const char *xlmig_agent_addr(void);
+/* "HOST" -> "HOST:8702" (the default port); a unix socket path (it has
+ * a '/') or an address with a port is copied unchanged. */
+void xlmig_addr_with_port(const char *in, char *out, size_t len);
+
+/*
+ * Connect to the agent and exchange HELLOs.  On failure one line on
+ * stderr ("xlmig: cannot connect to agent ADDR: REASON") and NULL.
+ * Caller frees with xlmig_agent_close() (NULL ok).
+ */
+xlmig_agent *xlmig_agent_open(void);
+void xlmig_agent_close(xlmig_agent *a);
+
+/* A request: an open JSON map with "cmd" set; add fields, then call. */
+yajl_gen xlmig_request_new(const char *cmd);
+
+/* Called for each EVENT frame (its parsed JSON, borrowed). */
+typedef void xlmig_event_fn(void *opaque, yajl_val ev);
+
+/*
+ * Send req (taken over, freed) and wait for the REPLY, passing EVENTs
+ * to event_fn (NULL ok).  timeout_ms: for each frame (0 = none).
+ * Returns 0 with *reply_r (caller yajl_tree_free()s) and *raw_r (NULL
+ * ok; the reply's JSON text, NUL terminated, caller frees).  On an
+ * ERROR reply or a lost connection: prints one line
+ * "xlmig: CMD: MESSAGE" on stderr and returns the error code.
+ */
+int xlmig_agent_call(xlmig_agent *a, const char *cmd, yajl_gen req,
+                     uint32_t timeout_ms, xlmig_event_fn *event_fn,
+                     void *opaque, yajl_val *reply_r, char **raw_r);
 
 #endif /* XLMIG_H */
 

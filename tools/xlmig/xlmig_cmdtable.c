@@ -38,6 +38,53 @@ static const struct cmd_opt stream_synth_opts[] = {
     { NULL, 0, NULL, NULL },
 };
 
+/* Every command that talks to an agent takes --json and -H/--host. */
+#define HOST_HELP "the agent: control socket path or HOST[:PORT]"
+#define JSON_HELP "print one JSON object instead of text"
+
+static const struct cmd_opt agent_opts[] = {
+    { "json", XLMIG_OPT_JSON, NULL, JSON_HELP },
+    { "host", 'H', "ADDR", HOST_HELP },
+    { NULL, 0, NULL, NULL },
+};
+
+static const struct cmd_opt migrate_opts[] = {
+    { "json", XLMIG_OPT_JSON, NULL, JSON_HELP },
+    { "host", 'H', "ADDR", HOST_HELP },
+    { "live", XLMIG_OPT_LIVE, NULL, "pre-copy while the VM runs (default)" },
+    { "non-live", XLMIG_OPT_NON_LIVE, NULL,
+      "pause the VM, copy, run it on the destination" },
+    { "policy", XLMIG_OPT_POLICY,
+      "downtime|xen|suspend-if-needed|abort-if-busy",
+      "when pre-copy stops (default downtime)" },
+    { "downtime-ms", XLMIG_OPT_DOWNTIME_MS, "N",
+      "downtime limit of the downtime policy (default 300)" },
+    { "max-rounds", XLMIG_OPT_MAX_ROUNDS, "N",
+      "pre-copy rounds at most (default 30)" },
+    { "bandwidth", XLMIG_OPT_BANDWIDTH, "MBPS",
+      "cap the stream at MBPS megabytes/s (default none)" },
+    { "no-verify", XLMIG_OPT_NO_VERIFY, NULL,
+      "skip the memory digest check before the commit" },
+    { NULL, 0, NULL, NULL },
+};
+
+static const struct cmd_opt sim_create_opts[] = {
+    { "json", XLMIG_OPT_JSON, NULL, JSON_HELP },
+    { "host", 'H', "ADDR", HOST_HELP },
+    { "memory", XLMIG_OPT_MEMORY, "SIZE",
+      "guest memory, K/M/G suffixes (required)" },
+    { "vcpus", XLMIG_OPT_VCPUS, "N", "number of vCPUs (default 1)" },
+    { "type", XLMIG_OPT_TYPE, "pv|pvh|hvm", "guest type" },
+    { "dirty-rate", XLMIG_OPT_DIRTY_RATE, "PAGES/S",
+      "pages/s the workload dirties (default 0: idle)" },
+    { "working-set", XLMIG_OPT_WORKING_SET, "SIZE",
+      "hot memory the workload dirties (default all)" },
+    { "mix", XLMIG_OPT_MIX, "SPEC",
+      "initial content, e.g. zero=40,code=20,text=20 (rest random)" },
+    { "seed", XLMIG_OPT_SEED, "N", "seed of the initial content" },
+    { NULL, 0, NULL, NULL },
+};
+
 const struct cmd_spec xlmig_cmd_table[] = {
     {
         "stream-info",
@@ -52,6 +99,41 @@ const struct cmd_spec xlmig_cmd_table[] = {
         "Write a synthetic stream of a made-up guest",
         "[options] FILE|-",
         stream_synth_opts,
+    },
+    {
+        "list",
+        xlmig_main_list,
+        "List the domains of the agent's host",
+        "[options]",
+        agent_opts,
+    },
+    {
+        "host-info",
+        xlmig_main_host_info,
+        "Describe the agent's host",
+        "[options]",
+        agent_opts,
+    },
+    {
+        "migrate",
+        xlmig_main_migrate,
+        "Move a domain to another host's agent",
+        "[options] DOMAIN HOST[:PORT]",
+        migrate_opts,
+    },
+    {
+        "sim-create",
+        xlmig_main_sim_create,
+        "Create a simulated domain (sim backend)",
+        "[options] --memory SIZE NAME",
+        sim_create_opts,
+    },
+    {
+        "sim-destroy",
+        xlmig_main_sim_destroy,
+        "Destroy a simulated domain (sim backend)",
+        "[options] NAME",
+        agent_opts,
     },
 };
 

@@ -1,0 +1,973 @@
+/*
+ * send.c - the sending half of a migration: lxm__migrate_send().
+ *
+ * Order (migrate.h has the whole sequence and the receiver's side):
+ *   1. pre-checks on this host: the domain runs, and nothing pins it
+ *      here (nomigrate, PCI passthrough, vUSB)          -> REFUSED
+ *   2. connect, HELLO, MIGRATE -> ACCEPT | ERROR         -> REFUSED
+ *   3. the saver thread runs ops->save() into a pipe; this thread reads
+ *      the pipe, validates every byte with a stream reader (a backend
+ *      bug must not reach the peer) and sends STREAM frames
+ *   4. join the saver (domain now SUSPENDED), STREAM_END -> READY
+ *   5. compare memory digests, rename to NAME--migratedaway, GO
+ *      (the commit point)
+ *   6. RUNNING -> destroy the source copy               -> MIGRATED
+ *      FAILED  -> rename back, resume                    -> FAILED
+ *      nothing -> keep the source copy suspended         -> UNKNOWN
+ * Any failure before GO resumes the VM here (source_resumed), and the
+ * peer hears FAILED so that it destroys what it restored.
+ *
+ * Threads: the caller's thread does all network I/O and calls every
+ * progress callback; the saver thread only runs ops->save().  They
+ * share the "saver" group of struct sender under ->lock, a leaf lock:
+ * nothing is called with it held.
+ */
+#define _GNU_SOURCE /* pipe2, pthread_setname_np */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "migrate/migrate.h"
+
+#define AWAY_SUFFIX "--migratedaway"
+#define PROGRESS_EVERY_MS 100
+
+typedef struct sender {
+    /* Immutable after setup. */
+    const lxm__backend_ops *ops;
+    lxm__backend *b;
+    const lxm__migrate_opts *o;
+    lxm__migrate_progress_fn *progress; /* NULL ok */
+    void *opaque;
+    lxm__migrate_report *rep;
+    xentoollog_logger *lg;
+    lxm__domain_info info;
+    char domid_str[16];       /* for domain_info() after a rename */
+    char away[LXM__NAME_MAX]; /* NAME--migratedaway */
+    char dest[LXM__NAME_MAX]; /* the peer's host name, for messages */
+    const char *dest_addr;
+    uint64_t t0; /* entry, ms */
+
+    /* Owned by the caller's thread. */
+    lxm__conn *c;
+    bool conn_ok; /* worth sending FAILED on */
+    int rfd;      /* pipe read end; -1 */
+    lxm_stream_reader *reader;
+    uint64_t stream_t0; /* ms */
+    uint64_t stream_bytes;
+    uint64_t eof_ms;     /* pipe EOF: fallback downtime start */
+    uint64_t pages;      /* pfns in PAGE_DATA records */
+    uint32_t iterations; /* inferred from pfn order */
+    uint64_t last_pfn;
+    uint64_t last_progress_ms;
+    uint32_t last_round;
+    bool last_suspended;
+    bool renamed; /* source is NAME--migratedaway */
+
+    /* The saver: started once, joined once.  wfd belongs to the saver
+     * thread from its start (it closes it). */
+    pthread_t saver;
+    bool saver_started;
+    int wfd;
+
+    /* Protected by lock. */
+    pthread_mutex_t lock;
+    lxm__save_progress sp; /* latest from the backend */
+    uint64_t suspend_ms;   /* 0: not suspended yet */
+    bool stop;             /* make the saver's progress abort */
+    bool saver_done;
+    int save_rc;
+} sender;
+
+static void set_error(sender *s, int rc, const char *fmt, ...) LXM_PRINTF(3, 4);
+
+/* The first error wins: later ones are consequences. */
+static void set_error(sender *s, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!s->rep->rc)
+        s->rep->rc = rc;
+    if (s->rep->error[0])
+        return;
+    va_start(ap, fmt);
+    vsnprintf(s->rep->error, sizeof(s->rep->error), fmt, ap);
+    va_end(ap);
+    LXM_LOG_ERROR(s->lg, "migrate %s: %s", s->rep->name, s->rep->error);
+}
+
+static bool cancelled(const sender *s)
+{
+    return s->o->cancel &&
+           __atomic_load_n(&s->o->cancel->requested, __ATOMIC_RELAXED);
+}
+
+static uint64_t wire_bytes(const sender *s)
+{
+    if (!s->c)
+        return 0;
+    return lxm__conn_bytes_out(s->c) + lxm__conn_bytes_in(s->c);
+}
+
+/* ---- progress ------------------------------------------------------ */
+
+/* Saver thread. */
+static int save_progress(void *opaque, const lxm__save_progress *p)
+{
+    sender *s = opaque;
+    int stop;
+
+    pthread_mutex_lock(&s->lock);
+    s->sp = *p;
+    if (p->suspended && !s->suspend_ms)
+        s->suspend_ms = lxm__migrate_now_ms();
+    stop = s->stop;
+    pthread_mutex_unlock(&s->lock);
+
+    return stop || cancelled(s);
+}
+
+/* Caller's thread: pass progress on, at most every PROGRESS_EVERY_MS
+ * unless the round or the suspended flag changed. */
+static void report_progress(sender *s, bool force)
+{
+    lxm__migrate_progress p;
+    lxm__save_progress sp;
+    uint64_t now = lxm__migrate_now_ms(), left, rate, st_ms;
+    bool suspended;
+
+    if (!s->progress)
+        return;
+
+    pthread_mutex_lock(&s->lock);
+    sp = s->sp;
+    suspended = s->suspend_ms != 0;
+    pthread_mutex_unlock(&s->lock);
+
+    if (!force && now - s->last_progress_ms < PROGRESS_EVERY_MS &&
+        sp.round == s->last_round && suspended == s->last_suspended)
+        return;
+    s->last_progress_ms = now;
+    s->last_round = sp.round;
+    s->last_suspended = suspended;
+
+    memset(&p, 0, sizeof(p));
+    p.round = sp.round;
+    p.pages_sent = sp.pages_sent;
+    p.pages_total = sp.pages_total;
+    p.dirty_rate = sp.dirty_rate;
+    p.bytes_wire = wire_bytes(s);
+    p.elapsed_ms = now - s->t0;
+    p.suspended = suspended;
+    /* ETA of this round from the stream's average speed so far. */
+    st_ms = s->stream_t0 ? now - s->stream_t0 : 0;
+    if (st_ms && s->stream_bytes && sp.pages_total > sp.pages_sent) {
+        rate = s->stream_bytes * 1000 / st_ms; /* bytes/s */
+        left = (sp.pages_total - sp.pages_sent) * LXM_PAGE_SIZE;
+        if (rate)
+            p.eta_ms = left * 1000 / rate;
+    }
+    s->progress(s->opaque, &p);
+}
+
+/* Reader callback: count pages and infer pre-copy iterations. */
+static int on_stream_event(void *opaque, const lxm_stream_event *ev)
+{
+    sender *s = opaque;
+    uint64_t first;
+
+    if (ev->kind != LXM_EV_RECORD || ev->layer != LXM_LAYER_LIBXC ||
+        ev->u.record.type != LXM_LIBXC_PAGE_DATA || !ev->u.record.count ||
+        !ev->u.record.pfns)
+        return 0;
+    s->pages += ev->u.record.count;
+    first = ev->u.record.pfns[0] & LXM_PFN_MASK;
+    if (!s->iterations || first <= s->last_pfn)
+        s->iterations++;
+    s->last_pfn = ev->u.record.pfns[ev->u.record.count - 1] & LXM_PFN_MASK;
+    return 0;
+}
+
+/* ---- the saver thread ---------------------------------------------- */
+
+static void *saver_main(void *arg)
+{
+    sender *s = arg;
+    sigset_t set;
+    int rc;
+
+    pthread_setname_np(pthread_self(), "lxm-save");
+    /* When this thread's reader gives up, writing into the pipe must
+     * fail with EPIPE, not kill the process: SIGPIPE is blocked on this
+     * thread only (a pending one goes away with the thread), so the
+     * library installs no handler and touches no other thread. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    rc = s->ops->save(s->b, s->info.domid, s->wfd, &s->o->save, save_progress,
+                      s);
+    close(s->wfd);
+
+    pthread_mutex_lock(&s->lock);
+    s->save_rc = rc;
+    s->saver_done = true;
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Join the saver; returns its rc.  With abort set, stop it first: its
+ * progress callback says stop, the backend is asked to abort, and the
+ * pipe is closed under it. */
+static int join_saver(sender *s, bool abort)
+{
+    bool done;
+    int rc;
+
+    if (!s->saver_started)
+        return LXM_ERROR_STATE;
+    if (abort) {
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        done = s->saver_done;
+        pthread_mutex_unlock(&s->lock);
+        if (!done && s->ops->save_abort)
+            s->ops->save_abort(s->b, s->info.domid);
+        if (s->rfd >= 0) {
+            close(s->rfd);
+            s->rfd = -1;
+        }
+    }
+    pthread_join(s->saver, NULL);
+    s->saver_started = false;
+    pthread_mutex_lock(&s->lock);
+    rc = s->save_rc;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- failure before (or refused after) GO: the VM runs here -------- */
+
+static void resume_source(sender *s)
+{
+    lxm__domain_info di;
+    int rc;
+
+    if (s->renamed) {
+        rc = s->ops->rename(s->b, s->info.domid, s->info.name);
+        if (rc)
+            LXM_LOG_ERROR(s->lg,
+                          "migrate %s: cannot rename domain %u back"
+                          " from %s: %s",
+                          s->info.name, s->info.domid, s->away,
+                          lxm_strerror(rc));
+        else
+            s->renamed = false;
+    }
+    rc = s->ops->domain_info(s->b, s->domid_str, &di);
+    if (!rc && di.state == LXM__DOM_SUSPENDED) {
+        rc = s->ops->resume(s->b, s->info.domid);
+        if (rc)
+            LXM_LOG_ERROR(s->lg, "migrate %s: cannot resume domain %u: %s",
+                          s->info.name, s->info.domid, lxm_strerror(rc));
+        rc = s->ops->domain_info(s->b, s->domid_str, &di);
+    }
+    s->rep->source_resumed = !rc && di.state == LXM__DOM_RUNNING;
+    if (!s->rep->source_resumed)
+        set_error(s, LXM_ERROR_FAIL,
+                  "domain %s (%u) could not be resumed on %s", s->info.name,
+                  s->info.domid, s->rep->source);
+}
+
+/* Tell the peer, if it can still hear us, that we give up. */
+static void tell_peer_failed(sender *s, const char *stage)
+{
+    yajl_gen g;
+
+    if (!s->c || !s->conn_ok)
+        return;
+    g = lxm__json_new();
+    if (!g)
+        return;
+    lxm__json_str(g, "error",
+                  s->rep->error[0] ? s->rep->error : "migration aborted");
+    lxm__json_int(g, "code", s->rep->rc ? s->rep->rc : LXM_ERROR_FAIL);
+    lxm__json_str(g, "stage", stage);
+    if (lxm__conn_send_json(s->c, LXM__MSG_FAILED, g))
+        s->conn_ok = false;
+}
+
+/* Why the connection failed, for a message. */
+static const char *conn_why(const sender *s, int rc)
+{
+    const char *e = s->c ? lxm__conn_last_error(s->c) : "";
+
+    return e && e[0] ? e : lxm_strerror(rc);
+}
+
+/* Describe a failed wait for a frame from the peer; when is "waiting
+ * for READY", "during the stream", ... */
+static void peer_error(sender *s, int rc, const char *peer_msg, int code,
+                       const char *when)
+{
+    switch (rc) {
+    case LXM_ERROR_PEER:
+        set_error(s, code ? code : rc, "destination %s failed: %s", s->dest,
+                  peer_msg);
+        break;
+    case LXM_ERROR_TIMEOUT:
+        s->conn_ok = false;
+        set_error(s, rc, "destination %s (%s) did not answer within %u ms %s",
+                  s->dest, s->dest_addr, s->o->timeout_ms, when);
+        break;
+    case LXM_ERROR_PROTOCOL:
+        s->conn_ok = false;
+        set_error(s, rc, "destination %s (%s) broke the protocol %s: %s",
+                  s->dest, s->dest_addr, when,
+                  peer_msg[0] ? peer_msg : conn_why(s, rc));
+        break;
+    default:
+        s->conn_ok = false;
+        set_error(s, rc, "connection to destination %s lost %s: %s", s->dest,
+                  when, conn_why(s, rc));
+        break;
+    }
+}
+
+/* ---- 1, 2: pre-checks and the request ------------------------------ */
+
+static int precheck(sender *s, const char *domain)
+{
+    lxm__domain_info *di = &s->info;
+    int rc;
+
+    rc = s->ops->domain_info(s->b, domain, di);
+    if (rc) {
+        set_error(s, rc, "no domain %s on %s: %s", domain, s->rep->source,
+                  lxm_strerror(rc));
+        return rc;
+    }
+    snprintf(s->rep->name, sizeof(s->rep->name), "%s", di->name);
+    snprintf(s->domid_str, sizeof(s->domid_str), "%u", di->domid);
+    if (strlen(di->name) + strlen(AWAY_SUFFIX) >= sizeof(s->away)) {
+        set_error(s, LXM_ERROR_REFUSED,
+                  "domain name %s is too long to"
+                  " migrate (at most %zu characters)",
+                  di->name, sizeof(s->away) - 1 - strlen(AWAY_SUFFIX));
+        return LXM_ERROR_REFUSED;
+    }
+    snprintf(s->away, sizeof(s->away), "%s" AWAY_SUFFIX, di->name);
+
+    if (di->state != LXM__DOM_RUNNING) {
+        set_error(s, LXM_ERROR_STATE, "domain %s (%u) is not running on %s",
+                  di->name, di->domid, s->rep->source);
+        return LXM_ERROR_STATE;
+    }
+    if (di->nomigrate) {
+        set_error(s, LXM_ERROR_REFUSED, "domain %s (%u) has nomigrate set",
+                  di->name, di->domid);
+        return LXM_ERROR_REFUSED;
+    }
+    if (di->nr_pci) {
+        set_error(s, LXM_ERROR_REFUSED,
+                  "domain %s (%u) has %u PCI"
+                  " passthrough device(s), which cannot migrate",
+                  di->name, di->domid, di->nr_pci);
+        return LXM_ERROR_REFUSED;
+    }
+    if (di->nr_vusb) {
+        set_error(s, LXM_ERROR_REFUSED,
+                  "domain %s (%u) has %u virtual USB"
+                  " device(s), which cannot migrate",
+                  di->name, di->domid, di->nr_vusb);
+        return LXM_ERROR_REFUSED;
+    }
+    return 0;
+}
+
+static int request(sender *s)
+{
+    yajl_val hello = NULL;
+    const char *peer_host;
+    char *config = NULL;
+    char err[256];
+    yajl_gen g;
+    int rc, code;
+
+    rc = lxm__conn_connect(s->dest_addr, s->o->timeout_ms, s->lg, &s->c);
+    if (rc) {
+        set_error(s, rc, "cannot connect to %s%s", s->dest_addr,
+                  rc == LXM_ERROR_TIMEOUT ? ": timed out" : "");
+        goto out;
+    }
+    s->conn_ok = true;
+    rc = lxm__proto_hello(s->c, "peer", s->rep->source, &hello);
+    if (rc) {
+        s->conn_ok = false;
+        set_error(s, rc, "handshake with %s failed: %s", s->dest_addr,
+                  conn_why(s, rc));
+        goto out;
+    }
+    peer_host = lxm__jstr(hello, "host");
+    if (peer_host && peer_host[0]) {
+        snprintf(s->dest, sizeof(s->dest), "%s", peer_host);
+        snprintf(s->rep->destination, sizeof(s->rep->destination), "%s",
+                 peer_host);
+    }
+
+    g = lxm__json_new();
+    if (!g) {
+        rc = LXM_ERROR_NOMEM;
+        set_error(s, rc, "out of memory");
+        goto out;
+    }
+    lxm__json_str(g, "name", s->info.name);
+    lxm__json_str(g, "uuid", s->info.uuid);
+    lxm__json_uint(g, "memory_bytes", s->info.memory_bytes);
+    lxm__json_uint(g, "vcpus", s->info.vcpus);
+    lxm__json_str(g, "kind", lxm__migrate_kind_name(s->info.kind));
+    lxm__json_bool(g, "live", s->o->save.live);
+    lxm__json_str(g, "source_host", s->rep->source);
+    /* The domain config as xl keeps it, for the destination's records;
+     * the stream's xl header carries it too. */
+    if (s->ops->domain_config &&
+        !s->ops->domain_config(s->b, s->info.domid, &config) && config)
+        lxm__json_str(g, "config", config);
+    rc = lxm__conn_send_json(s->c, LXM__MSG_MIGRATE, g);
+    if (rc) {
+        s->conn_ok = false;
+        set_error(s, rc, "cannot send the request to %s (%s): %s", s->dest,
+                  s->dest_addr, lxm_strerror(rc));
+        goto out;
+    }
+
+    rc = lxm__migrate_expect(s->c, LXM__MSG_ACCEPT, NULL, err, sizeof(err),
+                             &code);
+    if (rc == LXM_ERROR_PEER) {
+        rc = code && code != LXM_ERROR_PEER ? code : LXM_ERROR_REFUSED;
+        set_error(s, rc, "destination %s refused: %s", s->dest, err);
+        goto out;
+    }
+    if (rc) {
+        peer_error(s, rc, err, 0, "waiting for ACCEPT");
+        goto out;
+    }
+
+out:
+    free(config);
+    yajl_tree_free(hello);
+    return rc;
+}
+
+/* ---- 3: the stream ------------------------------------------------- */
+
+/* The peer spoke (or hung up) while we were streaming: read why. */
+static int peer_interrupts(sender *s)
+{
+    char err[256];
+    int rc, code;
+
+    rc = lxm__migrate_expect(s->c, LXM__MSG_FAILED, NULL, err, sizeof(err),
+                             &code);
+    if (!rc) /* cannot happen: FAILED is turned into PEER */
+        rc = LXM_ERROR_PEER;
+    peer_error(s, rc, err, code, "during the stream");
+    if (rc == LXM_ERROR_PEER)
+        s->conn_ok = false; /* it gave up; no need to answer */
+    return rc;
+}
+
+/* After a failed send (when: "sending the stream", ...): the peer may
+ * have said why before hanging up. */
+static void send_failed(sender *s, int send_rc, const char *when)
+{
+    char err[256], why[256];
+    int rc, code;
+
+    snprintf(why, sizeof(why), "%s", conn_why(s, send_rc));
+    s->conn_ok = false;
+    lxm__conn_set_timeout(s->c, 1000);
+    rc = lxm__migrate_expect(s->c, LXM__MSG_FAILED, NULL, err, sizeof(err),
+                             &code);
+    if (rc == LXM_ERROR_PEER)
+        set_error(s, code, "destination %s failed: %s", s->dest, err);
+    else
+        set_error(s, send_rc,
+                  "connection to destination %s lost %s (stream byte %" PRIu64
+                  "): %s",
+                  s->dest, when, s->stream_bytes, why);
+}
+
+/*
+ * Wait until the socket takes more, watching for the peer at the same
+ * time: a receiver that gave up may only have half-closed (its FIN does
+ * not wake a sender blocked on a full window, and its RST can be lost
+ * to a race), so we never block in a send with nothing else to wake us.
+ */
+static int wait_writable(sender *s)
+{
+    struct pollfd p;
+    uint64_t deadline = lxm__migrate_now_ms() + s->o->timeout_ms;
+    int r, rc;
+
+    for (;;) {
+        p.fd = lxm__conn_fd(s->c);
+        p.events = POLLOUT | POLLIN | POLLRDHUP;
+        p.revents = 0;
+        r = poll(&p, 1, PROGRESS_EVERY_MS * 2);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = LXM_ERROR_IO;
+            set_error(s, rc, "poll: %s", strerror(errno));
+            return rc;
+        }
+        if (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))
+            return peer_interrupts(s);
+        if (p.revents & POLLOUT)
+            return 0;
+        if (cancelled(s)) {
+            rc = LXM_ERROR_ABORTED;
+            set_error(s, rc, "cancelled by request");
+            return rc;
+        }
+        if (lxm__migrate_now_ms() >= deadline) {
+            rc = LXM_ERROR_TIMEOUT;
+            s->conn_ok = false;
+            set_error(s, rc,
+                      "destination %s (%s) read nothing for %u ms (stream"
+                      " byte %" PRIu64 ")",
+                      s->dest, s->dest_addr, s->o->timeout_ms, s->stream_bytes);
+            return rc;
+        }
+        report_progress(s, false);
+    }
+}
+
+/* Pump the pipe to the peer until EOF or an error. */
+static int pump(sender *s)
+{
+    struct pollfd pfd[2];
+    const lxm_stream_error *se;
+    uint8_t *buf;
+    char line[256];
+    ssize_t n;
+    int r, rc;
+
+    buf = malloc(LXM__STREAM_CHUNK);
+    if (!buf) {
+        rc = LXM_ERROR_NOMEM;
+        set_error(s, rc, "out of memory");
+        goto out;
+    }
+
+    for (;;) {
+        if (cancelled(s)) {
+            rc = LXM_ERROR_ABORTED;
+            set_error(s, rc, "cancelled by request");
+            goto out;
+        }
+        pfd[0].fd = s->rfd;
+        pfd[0].events = POLLIN;
+        pfd[1].fd = lxm__conn_fd(s->c);
+        pfd[1].events = POLLIN;
+        pfd[0].revents = pfd[1].revents = 0;
+        r = poll(pfd, 2, PROGRESS_EVERY_MS * 2);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = LXM_ERROR_IO;
+            set_error(s, rc, "poll: %s", strerror(errno));
+            goto out;
+        }
+        if (pfd[1].revents) {
+            rc = peer_interrupts(s);
+            goto out;
+        }
+        if (!pfd[0].revents) {
+            report_progress(s, false);
+            continue;
+        }
+
+        n = read(s->rfd, buf, LXM__STREAM_CHUNK);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            rc = LXM_ERROR_IO;
+            set_error(s, rc, "reading the saved stream of %s: %s", s->info.name,
+                      strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+
+        rc = lxm_stream_reader_feed(s->reader, buf, (size_t)n, NULL);
+        if (rc) {
+            se = lxm_stream_reader_error(s->reader);
+            lxm_stream_error_format(se, "stream", line, sizeof(line));
+            set_error(s, rc,
+                      "the backend wrote an invalid stream for %s"
+                      " (not sent): %s",
+                      s->info.name, line);
+            goto out;
+        }
+        rc = wait_writable(s);
+        if (rc)
+            goto out;
+        rc = lxm__conn_send(s->c, LXM__MSG_STREAM, LXM__CODEC_NONE, buf,
+                            (uint32_t)n);
+        if (rc) {
+            send_failed(s, rc, "sending the stream");
+            goto out;
+        }
+        s->stream_bytes += (uint64_t)n;
+        if (s->o->on_stream_bytes)
+            s->o->on_stream_bytes(s->o->hook_opaque, "send", s->stream_bytes);
+        report_progress(s, false);
+    }
+    s->eof_ms = lxm__migrate_now_ms();
+    rc = 0;
+
+out:
+    free(buf);
+    return rc;
+}
+
+static int stream(sender *s)
+{
+    lxm_stream_reader_opts ro;
+    const lxm_stream_error *se;
+    lxm__domain_info di;
+    char line[256];
+    int pfd[2], rc, save_rc;
+
+    memset(&ro, 0, sizeof(ro));
+    ro.format = LXM_FORMAT_XL;
+    ro.callback = on_stream_event;
+    ro.opaque = s;
+    ro.logger = NULL; /* we log the one line ourselves */
+    ro.name = s->info.name;
+    rc = lxm_stream_reader_new(&ro, &s->reader);
+    if (rc) {
+        set_error(s, rc, "cannot create a stream reader: %s", lxm_strerror(rc));
+        return rc;
+    }
+
+    if (pipe2(pfd, O_CLOEXEC)) {
+        rc = LXM_ERROR_IO;
+        set_error(s, rc, "pipe: %s", strerror(errno));
+        return rc;
+    }
+    s->rfd = pfd[0];
+    s->wfd = pfd[1];
+    if (s->o->bandwidth)
+        lxm__conn_set_rate(s->c, s->o->bandwidth);
+
+    s->stream_t0 = lxm__migrate_now_ms();
+    if (pthread_create(&s->saver, NULL, saver_main, s)) {
+        rc = LXM_ERROR_FAIL;
+        set_error(s, rc, "cannot start the saver thread");
+        close(s->wfd);
+        s->wfd = -1;
+        return rc;
+    }
+    s->saver_started = true;
+
+    rc = pump(s);
+    save_rc = join_saver(s, rc != 0);
+    report_progress(s, true);
+    if (rc)
+        return rc;
+
+    if (save_rc) {
+        if (save_rc == LXM_ERROR_ABORTED && cancelled(s))
+            set_error(s, save_rc, "cancelled by request");
+        else
+            set_error(s, save_rc, "saving %s (%u) on %s failed: %s",
+                      s->info.name, s->info.domid, s->rep->source,
+                      lxm_strerror(save_rc));
+        return save_rc;
+    }
+    rc = lxm_stream_reader_finish(s->reader);
+    if (rc) {
+        se = lxm_stream_reader_error(s->reader);
+        lxm_stream_error_format(se, "stream", line, sizeof(line));
+        set_error(s, rc, "the backend's stream for %s is incomplete: %s",
+                  s->info.name, line);
+        return rc;
+    }
+    rc = s->ops->domain_info(s->b, s->domid_str, &di);
+    if (rc || di.state != LXM__DOM_SUSPENDED) {
+        rc = rc ? rc : LXM_ERROR_STATE;
+        set_error(s, rc, "domain %s (%u) is not suspended after its save",
+                  s->info.name, s->info.domid);
+        return rc;
+    }
+    return 0;
+}
+
+/* ---- 4-6: the commit ---------------------------------------------- */
+
+/* Returns the status to report; rep->rc/error are set on failure. */
+static lxm__migrate_status commit(sender *s)
+{
+    uint8_t src_digest[16], dst_digest[16];
+    bool have_src = false, have_dst = false;
+    yajl_val ready = NULL, running = NULL;
+    char hex[33], err[256];
+    uint64_t suspend_ms;
+    yajl_gen g;
+    int rc, code;
+    lxm__migrate_status st = LXM__MIG_FAILED;
+
+    /*
+     * STREAM_END goes first, so that the destination finishes its
+     * restore and computes its digest while we compute ours: both are
+     * inside the downtime window, and in parallel they cost one pass
+     * over memory instead of two.
+     */
+    g = lxm__json_new();
+    if (!g) {
+        set_error(s, LXM_ERROR_NOMEM, "out of memory");
+        goto resume;
+    }
+    lxm__json_uint(g, "bytes", s->stream_bytes);
+    lxm__json_bool(g, "verify", s->o->verify && s->ops->memory_digest);
+    rc = lxm__conn_send_json(s->c, LXM__MSG_STREAM_END, g);
+    if (rc) {
+        send_failed(s, rc, "sending STREAM_END");
+        goto resume;
+    }
+
+    if (s->o->verify && s->ops->memory_digest) {
+        rc = s->ops->memory_digest(s->b, s->info.domid, src_digest);
+        if (rc) {
+            set_error(s, rc, "cannot compute the memory digest of %s: %s",
+                      s->info.name, lxm_strerror(rc));
+            goto resume;
+        }
+        lxm__migrate_digest_hex(src_digest, hex);
+        have_src = true;
+    }
+
+    rc = lxm__migrate_expect(s->c, LXM__MSG_READY, &ready, err, sizeof(err),
+                             &code);
+    if (rc) {
+        peer_error(s, rc, err, code, "waiting for READY");
+        if (rc == LXM_ERROR_PEER)
+            s->conn_ok = false;
+        goto resume;
+    }
+    s->rep->dest_domid = (uint32_t)lxm__jint(ready, "domid", 0);
+    if (lxm__jstr(ready, "digest")) {
+        if (!lxm__migrate_digest_parse(lxm__jstr(ready, "digest"),
+                                       dst_digest)) {
+            set_error(s, LXM_ERROR_PROTOCOL,
+                      "destination %s sent an"
+                      " invalid memory digest",
+                      s->dest);
+            goto resume;
+        }
+        have_dst = true;
+    }
+    if (have_src && have_dst) {
+        if (memcmp(src_digest, dst_digest, sizeof(src_digest))) {
+            set_error(s, LXM_ERROR_FAIL,
+                      "memory digest mismatch: %s has"
+                      " %s, %s received something else",
+                      s->rep->source, hex, s->dest);
+            goto resume;
+        }
+        s->rep->digest_checked = true;
+    }
+    if (cancelled(s)) {
+        set_error(s, LXM_ERROR_ABORTED, "cancelled by request");
+        st = LXM__MIG_CANCELLED;
+        goto resume;
+    }
+
+    rc = s->ops->rename(s->b, s->info.domid, s->away);
+    if (rc) {
+        set_error(s, rc, "cannot rename %s to %s on %s: %s", s->info.name,
+                  s->away, s->rep->source, lxm_strerror(rc));
+        goto resume;
+    }
+    s->renamed = true;
+
+    /* The commit point: once GO may have left, the source must not run
+     * unless the destination says it destroyed its copy. */
+    g = lxm__json_new();
+    rc = g ? lxm__conn_send_json(s->c, LXM__MSG_GO, g) : LXM_ERROR_NOMEM;
+    if (!rc)
+        rc = lxm__migrate_expect(s->c, LXM__MSG_RUNNING, &running, err,
+                                 sizeof(err), &code);
+    if (rc == LXM_ERROR_PEER) {
+        set_error(s, code, "destination %s failed to start %s: %s", s->dest,
+                  s->info.name, err);
+        s->conn_ok = false;
+        goto resume;
+    }
+    if (rc) {
+        set_error(s, rc,
+                  "migration to %s failed after the commit point: the VM"
+                  " may be running on %s; the source copy is kept suspended"
+                  " as %s on %s (%s)",
+                  s->dest, s->dest, s->away, s->rep->source,
+                  rc == LXM_ERROR_PROTOCOL && err[0] ? err : conn_why(s, rc));
+        st = LXM__MIG_UNKNOWN;
+        goto out;
+    }
+
+    /* It runs there: downtime ends now. */
+    pthread_mutex_lock(&s->lock);
+    suspend_ms = s->suspend_ms;
+    pthread_mutex_unlock(&s->lock);
+    if (!suspend_ms)
+        suspend_ms = s->eof_ms ? s->eof_ms : s->stream_t0;
+    s->rep->downtime_ms = lxm__migrate_now_ms() - suspend_ms;
+    s->rep->dest_domid =
+        (uint32_t)lxm__jint(running, "domid", s->rep->dest_domid);
+
+    rc = s->ops->destroy(s->b, s->info.domid);
+    if (rc) {
+        /* Still a success: the VM runs on the destination only (ours is
+         * suspended).  Say what is left behind. */
+        set_error(s, 0,
+                  "migrated, but the suspended source copy %s (%u) on %s"
+                  " could not be destroyed: %s",
+                  s->away, s->info.domid, s->rep->source, lxm_strerror(rc));
+    }
+    st = LXM__MIG_MIGRATED;
+    goto out;
+
+resume:
+    tell_peer_failed(s, "commit");
+    resume_source(s);
+
+out:
+    yajl_tree_free(ready);
+    yajl_tree_free(running);
+    return st;
+}
+
+/* ---- the entry point ---------------------------------------------- */
+
+int lxm__migrate_send(const lxm__backend_ops *ops, lxm__backend *b,
+                      const char *domain, const char *dest_addr,
+                      const lxm__migrate_opts *o,
+                      lxm__migrate_progress_fn *progress, void *opaque,
+                      lxm__migrate_report *rep)
+{
+    lxm__migrate_opts defaults;
+    lxm__host_info hi;
+    sender s_, *s = &s_;
+    int rc;
+
+    memset(rep, 0, sizeof(*rep));
+    rep->status = LXM__MIG_REFUSED;
+    if (!o) {
+        lxm__migrate_opts_init(&defaults);
+        o = &defaults;
+    }
+
+    memset(s, 0, sizeof(*s));
+    s->t0 = lxm__migrate_now_ms();
+    s->ops = ops;
+    s->b = b;
+    s->o = o;
+    s->progress = progress;
+    s->opaque = opaque;
+    s->rep = rep;
+    s->lg = o->logger;
+    s->rfd = s->wfd = -1;
+    s->dest_addr = dest_addr ? dest_addr : "";
+    pthread_mutex_init(&s->lock, NULL);
+
+    snprintf(rep->name, sizeof(rep->name), "%s", domain ? domain : "");
+    if (o->host_name)
+        snprintf(rep->source, sizeof(rep->source), "%s", o->host_name);
+    else if (!ops->host_info(b, &hi))
+        snprintf(rep->source, sizeof(rep->source), "%s", hi.hostname);
+    if (!rep->source[0] && gethostname(rep->source, sizeof(rep->source) - 1))
+        snprintf(rep->source, sizeof(rep->source), "this host");
+    snprintf(rep->destination, sizeof(rep->destination), "%s", s->dest_addr);
+    snprintf(s->dest, sizeof(s->dest), "%s", s->dest_addr);
+
+    if (!domain || !dest_addr || !dest_addr[0]) {
+        rc = LXM_ERROR_INVAL;
+        set_error(s, rc, "migrate: a domain and a destination are needed");
+        goto out;
+    }
+    if (o->timeout_ms == 0) {
+        /* 0 means the default, as documented. */
+        defaults = *o;
+        defaults.timeout_ms = 30000;
+        o = s->o = &defaults;
+    }
+
+    rc = precheck(s, domain);
+    if (!rc)
+        rc = cancelled(s) ? LXM_ERROR_ABORTED : 0;
+    if (!rc)
+        rc = request(s);
+    if (rc) {
+        /* Nothing was touched: the VM runs here as before. */
+        if (rc == LXM_ERROR_ABORTED) {
+            set_error(s, rc, "cancelled by request");
+            rep->status = LXM__MIG_CANCELLED;
+        }
+        rep->source_resumed = false;
+        goto out;
+    }
+
+    rep->status = LXM__MIG_FAILED;
+    rc = stream(s);
+    if (rc) {
+        /* Stopped before STREAM_END: the saver is joined; the backend
+         * resumed the guest if the save failed, we resume it if the save
+         * completed. */
+        if (cancelled(s))
+            rep->status = LXM__MIG_CANCELLED;
+        tell_peer_failed(s, "stream");
+        resume_source(s);
+        goto out;
+    }
+
+    rep->status = commit(s);
+    rc = rep->status == LXM__MIG_MIGRATED ? 0 : rep->rc;
+    if (!rc && rep->status != LXM__MIG_MIGRATED)
+        rc = LXM_ERROR_FAIL;
+
+out:
+    if (s->saver_started)
+        join_saver(s, true);
+    if (s->rfd >= 0)
+        close(s->rfd);
+    rep->rounds = s->sp.round ? s->sp.round : s->iterations;
+    rep->pages_sent = s->pages;
+    rep->bytes_stream = s->stream_bytes;
+    rep->bytes_wire = wire_bytes(s);
+    if (rc && !rep->rc)
+        rep->rc = rc;
+    if (rep->status == LXM__MIG_MIGRATED)
+        rep->rc = 0;
+    lxm__conn_free(s->c);
+    lxm_stream_reader_free(s->reader);
+    pthread_mutex_destroy(&s->lock);
+    rep->total_ms = lxm__migrate_now_ms() - s->t0;
+    return rep->status == LXM__MIG_MIGRATED ? 0 : (rep->rc ? rep->rc : rc);
+}
+
+/*
+ * Local variables:
+ * mode: C
+ * c-basic-offset: 4
+ * indent-tabs-mode: nil
+ * End:
+ */

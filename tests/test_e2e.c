@@ -1,0 +1,874 @@
+/*
+ * test_e2e.c - migration end to end: two (or more) xlmigd agents with
+ * the sim backend on loopback, driven by the xlmig command, as a user
+ * would.  Suite "e2e".
+ *
+ * Binaries: env LXM_XLMIGD (else tools/xlmigd/xlmigd under the top) and
+ * LXM_XLMIG, set by `make check`.  Each agent runs in the foreground
+ * with its own temporary state dir, --listen 127.0.0.1:0 and a ready
+ * file giving the port it bound; it dies with the test process
+ * (PR_SET_PDEATHSIG) and is stopped, killed if need be, and its
+ * directory removed at the end of each test (after a failure, by the
+ * test case's unchecked teardown).
+ *
+ * Cases: a live migration (report, list on both sides, the digest
+ * check), a restart keeping its domains, unreachable agents, and the
+ * faults of issue 3: receiver killed mid-stream, sender killed,
+ * connection dropped, destination short of memory, a malformed stream
+ * from a fake peer.  Each fault ends with the VM running on exactly one
+ * host, nothing left on the destination (also after restarting it on
+ * the same state dir), and one clear line on stderr.
+ *
+ * Every wait is bounded: agents must be ready in AGENT_READY_S, stop in
+ * AGENT_STOP_S, commands finish in CLI_TIMEOUT_S (coreutils timeout).
+ */
+#define _GNU_SOURCE /* nftw */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "test.h"
+#include "transport/proto.h"
+
+#define AGENT_READY_S 20
+#define AGENT_STOP_S 30
+#define CLI_TIMEOUT_S 90
+#define CASE_TIMEOUT_S 240
+#define MAX_AGENTS 8
+
+/* Test-only, testutil.c. */
+const char *lxm_test_top(void);
+
+/* ---- agents ---------------------------------------------------------- */
+
+typedef struct agent {
+    char name[32]; /* --hostname */
+    char dir[128]; /* temporary; removed at the end */
+    char state[PATH_MAX];
+    char control[PATH_MAX];
+    char ready[PATH_MAX];
+    char log[PATH_MAX];
+    char listen[256]; /* from the ready file */
+    pid_t pid;        /* 0: not running */
+} agent;
+
+/* Set up by the unchecked fixture, in the runner: every agent's
+ * directory is made under it, and it is removed after the test case
+ * whatever happened in the (forked) tests.  Check ends a failed test
+ * with _exit(), so no atexit() would run there; the agents themselves
+ * die with the test process (PR_SET_PDEATHSIG). */
+static char e2e_base[64];
+
+static agent *agents[MAX_AGENTS];
+static bool atexit_done;
+
+static const char *xlmigd_path(void)
+{
+    static char path[PATH_MAX];
+    const char *env = getenv("LXM_XLMIGD"), *top;
+
+    if (env && *env)
+        return env;
+    top = lxm_test_top();
+    ck_assert_msg(top != NULL, "LXM_XLMIGD unset and no repository top");
+    snprintf(path, sizeof(path), "%s/tools/xlmigd/xlmigd", top);
+    return path;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag,
+                  struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_rf(const char *dir)
+{
+    if (dir[0])
+        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Wait up to seconds for pid; its wait status, or -1 if still running. */
+static int wait_pid(pid_t pid, int seconds)
+{
+    struct timespec ts = { 0, 20 * 1000 * 1000 };
+    int status, i;
+
+    for (i = 0; i < seconds * 50; i++) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+
+        if (r == pid)
+            return status;
+        if (r < 0)
+            return -2;
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static void agent_kill(agent *a)
+{
+    if (a->pid > 0) {
+        kill(a->pid, SIGKILL);
+        waitpid(a->pid, NULL, 0);
+        a->pid = 0;
+    }
+}
+
+static void cleanup_all(void)
+{
+    int i;
+
+    for (i = 0; i < MAX_AGENTS; i++) {
+        if (!agents[i])
+            continue;
+        agent_kill(agents[i]);
+        rm_rf(agents[i]->dir);
+        free(agents[i]);
+        agents[i] = NULL;
+    }
+}
+
+/* The last lines of an agent's log, for failure messages (static). */
+static const char *agent_log_tail(const agent *a)
+{
+    static char buf[2048];
+    FILE *f = fopen(a->log, "r");
+    long size;
+    size_t n;
+
+    buf[0] = '\0';
+    if (!f)
+        return buf;
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0,
+          SEEK_SET);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static agent *agent_new(const char *name)
+{
+    agent *a = calloc(1, sizeof(*a));
+    int i;
+
+    ck_assert_ptr_nonnull(a);
+    if (!atexit_done) {
+        atexit(cleanup_all);
+        atexit_done = true;
+    }
+    for (i = 0; i < MAX_AGENTS && agents[i]; i++)
+        ;
+    ck_assert_int_lt(i, MAX_AGENTS);
+    agents[i] = a;
+    snprintf(a->name, sizeof(a->name), "%s", name);
+    ck_assert_msg(e2e_base[0], "no base directory");
+    snprintf(a->dir, sizeof(a->dir), "%s/%s-XXXXXX", e2e_base, name);
+    ck_assert_ptr_nonnull(mkdtemp(a->dir));
+    snprintf(a->state, sizeof(a->state), "%s/state", a->dir);
+    snprintf(a->control, sizeof(a->control), "%s/ctl.sock", a->dir);
+    snprintf(a->ready, sizeof(a->ready), "%s/ready", a->dir);
+    snprintf(a->log, sizeof(a->log), "%s/agent.log", a->dir);
+    return a;
+}
+
+/*
+ * Start the agent on its state dir; fault: LXM_FAULT or NULL;
+ * sim_memory: --sim-memory or NULL.  Waits for the ready file.
+ */
+static void agent_start(agent *a, const char *fault, const char *sim_memory)
+{
+    const char *bin = xlmigd_path();
+    struct timespec ts = { 0, 20 * 1000 * 1000 };
+    char line[256];
+    FILE *f;
+    pid_t pid;
+    int i, status, fd;
+
+    ck_assert_msg(access(bin, X_OK) == 0, "xlmigd not found at %s", bin);
+    ck_assert_int_eq(a->pid, 0);
+    unlink(a->ready);
+    fflush(NULL);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        const char *argv[24];
+        int n = 0;
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        if (fault)
+            setenv("LXM_FAULT", fault, 1);
+        else
+            unsetenv("LXM_FAULT");
+        argv[n++] = bin;
+        argv[n++] = "--backend";
+        argv[n++] = "sim";
+        argv[n++] = "--foreground";
+        argv[n++] = "--state-dir";
+        argv[n++] = a->state;
+        argv[n++] = "--listen";
+        argv[n++] = "127.0.0.1:0";
+        argv[n++] = "--control";
+        argv[n++] = a->control;
+        argv[n++] = "--ready-file";
+        argv[n++] = a->ready;
+        argv[n++] = "--hostname";
+        argv[n++] = a->name;
+        if (sim_memory) {
+            argv[n++] = "--sim-memory";
+            argv[n++] = sim_memory;
+        }
+        argv[n] = NULL;
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    a->pid = pid;
+
+    for (i = 0; i < AGENT_READY_S * 50; i++) {
+        if (access(a->ready, R_OK) == 0)
+            break;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            a->pid = 0;
+            ck_abort_msg("xlmigd %s exited (status 0x%x) before it was"
+                         " ready; log:\n%s",
+                         a->name, status, agent_log_tail(a));
+        }
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_msg(i < AGENT_READY_S * 50, "xlmigd %s not ready in %d s:\n%s",
+                  a->name, AGENT_READY_S, agent_log_tail(a));
+
+    f = fopen(a->ready, "r");
+    ck_assert_ptr_nonnull(f);
+    a->listen[0] = '\0';
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!strncmp(line, "listen=", 7))
+            snprintf(a->listen, sizeof(a->listen), "%s", line + 7);
+        else if (!strncmp(line, "control=", 8))
+            ck_assert_str_eq(line + 8, a->control);
+    }
+    fclose(f);
+    ck_assert_msg(a->listen[0] && strncmp(a->listen, "127.0.0.1:", 10) == 0 &&
+                      strcmp(a->listen, "127.0.0.1:0") != 0,
+                  "ready file of %s: listen '%s'", a->name, a->listen);
+}
+
+/* SIGTERM, wait (bounded); returns the wait status.  SIGKILL (and a
+ * failed test) if it does not stop in time. */
+static int agent_stop(agent *a)
+{
+    int status;
+
+    ck_assert_int_gt(a->pid, 0);
+    kill(a->pid, SIGTERM);
+    status = wait_pid(a->pid, AGENT_STOP_S);
+    if (status == -1) {
+        agent_kill(a);
+        ck_abort_msg("xlmigd %s did not stop in %d s", a->name, AGENT_STOP_S);
+    }
+    a->pid = 0;
+    return status;
+}
+
+/* The agent should die by itself (LXM_FAULT): its wait status. */
+static int agent_wait_death(agent *a, int seconds)
+{
+    int status = wait_pid(a->pid, seconds);
+
+    if (status == -1) {
+        agent_kill(a);
+        ck_abort_msg("xlmigd %s still running after %d s", a->name, seconds);
+    }
+    a->pid = 0;
+    return status;
+}
+
+/* Stop (checking a clean exit 0), remove its directory, forget it. */
+static void agent_done(agent *a)
+{
+    int status, i;
+
+    if (a->pid > 0) {
+        status = agent_stop(a);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "xlmigd %s stopped with status 0x%x; log:\n%s", a->name,
+                      status, agent_log_tail(a));
+    }
+    rm_rf(a->dir);
+    for (i = 0; i < MAX_AGENTS; i++) {
+        if (agents[i] == a)
+            agents[i] = NULL;
+    }
+    free(a);
+}
+
+/* ---- the CLI ---------------------------------------------------------- */
+
+typedef struct cli_result {
+    int status;
+    char *out;
+    char *err;
+} cli_result;
+
+static void cli_dispose(cli_result *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long size;
+    size_t n;
+
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(buf);
+    n = fread(buf, 1, (size_t)size, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* xlmig -H HOST ARGS (host: an agent's control socket, or any ADDR). */
+static cli_result xlmig_at(const char *host, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static cli_result xlmig_at(const char *host, const char *fmt, ...)
+{
+    const char *bin = lxm_test_xlmig_path();
+    char args[1024], cmd[4096], errpath[] = "/tmp/lxm-e2e-err-XXXXXX";
+    cli_result r = { -1, NULL, NULL };
+    va_list ap;
+    int fd;
+
+    ck_assert_msg(bin && access(bin, X_OK) == 0, "xlmig not found (%s)",
+                  bin ? bin : "");
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    fd = mkstemp(errpath);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    snprintf(cmd, sizeof(cmd),
+             "timeout -k 5 %d '%s' -H '%s' %s 2>'%s' </dev/null", CLI_TIMEOUT_S,
+             bin, host, args, errpath);
+    r.status = lxm_test_run(cmd, &r.out);
+    if (!r.out) {
+        r.out = strdup("");
+        ck_assert_ptr_nonnull(r.out);
+    }
+    r.err = slurp(errpath);
+    unlink(errpath);
+    ck_assert_msg(r.status != 124, "xlmig %s timed out after %d s", args,
+                  CLI_TIMEOUT_S);
+    return r;
+}
+
+#define xlmig(a, ...) xlmig_at((a)->control, __VA_ARGS__)
+
+/* Exit status 0, nothing on stderr. */
+static void assert_ok(const cli_result *r, const char *what)
+{
+    ck_assert_msg(r->status == 0, "%s: exit %d, stderr: %s", what, r->status,
+                  r->err);
+}
+
+/* Exit 1 and exactly one line on stderr beginning with "xlmig: ". */
+static void assert_one_line_error(const cli_result *r, const char *what)
+{
+    const char *nl = strchr(r->err, '\n');
+
+    ck_assert_msg(r->status == 1, "%s: exit %d (expected 1), stderr: %s", what,
+                  r->status, r->err);
+    ck_assert_msg(!strncmp(r->err, "xlmig: ", 7), "%s: stderr '%s'", what,
+                  r->err);
+    ck_assert_msg(nl && nl[1] == '\0', "%s: stderr is not one line: '%s'", what,
+                  r->err);
+}
+
+static yajl_val parse_json(const char *text)
+{
+    char eb[256];
+    yajl_val v = yajl_tree_parse(text, eb, sizeof(eb));
+
+    ck_assert_msg(v && YAJL_IS_OBJECT(v), "not a JSON object (%s): '%s'", eb,
+                  text);
+    return v;
+}
+
+/*
+ * `xlmig list --json` on a: the state of domain name ("" when absent,
+ * in static storage) and the number of domains.
+ */
+static const char *domain_state(agent *a, const char *name, int *n_r)
+{
+    static char state[32];
+    cli_result r = xlmig(a, "list --json");
+    yajl_val v, doms, d;
+    size_t i;
+
+    assert_ok(&r, "list --json");
+    v = parse_json(r.out);
+    doms = lxm__jget(v, "domains");
+    ck_assert_msg(doms && YAJL_IS_ARRAY(doms), "no domains array: %s", r.out);
+    state[0] = '\0';
+    for (i = 0; i < doms->u.array.len; i++) {
+        d = doms->u.array.values[i];
+        ck_assert_ptr_nonnull(lxm__jstr(d, "name"));
+        ck_assert_ptr_nonnull(lxm__jstr(d, "state"));
+        if (!strcmp(lxm__jstr(d, "name"), name))
+            snprintf(state, sizeof(state), "%s", lxm__jstr(d, "state"));
+    }
+    if (n_r)
+        *n_r = (int)doms->u.array.len;
+    yajl_tree_free(v);
+    cli_dispose(&r);
+    return state;
+}
+
+/* name runs on a and nowhere on b. */
+static void assert_runs_only_on(agent *a, agent *b, const char *name)
+{
+    ck_assert_msg(!strcmp(domain_state(a, name, NULL), "running"),
+                  "%s is not running on %s", name, a->name);
+    ck_assert_msg(!strcmp(domain_state(b, name, NULL), ""), "%s is also on %s",
+                  name, b->name);
+}
+
+/*
+ * b has no domains and all its memory free; wait up to seconds for it
+ * (a receiver cleans up when it notices a lost sender).
+ */
+static void assert_empty(agent *b, int seconds)
+{
+    struct timespec ts = { 0, 100 * 1000 * 1000 };
+    cli_result r;
+    yajl_val v;
+    int n = -1, i;
+    int64_t total = -1, avail = -2;
+
+    for (i = 0; i < seconds * 10; i++) {
+        domain_state(b, "", &n);
+        r = xlmig(b, "host-info --json");
+        assert_ok(&r, "host-info --json");
+        v = parse_json(r.out);
+        total = lxm__jint(v, "total_memory", -1);
+        avail = lxm__jint(v, "free_memory", -2);
+        yajl_tree_free(v);
+        cli_dispose(&r);
+        if (n == 0 && total == avail)
+            return;
+        nanosleep(&ts, NULL);
+    }
+    ck_abort_msg("%s is not empty after %d s: %d domains, %" PRId64
+                 " of %" PRId64 " bytes free",
+                 b->name, seconds, n, avail, total);
+}
+
+static void sim_create(agent *a, const char *name, const char *opts)
+{
+    cli_result r = xlmig(a, "sim-create %s %s", opts, name);
+
+    assert_ok(&r, "sim-create");
+    cli_dispose(&r);
+    ck_assert_str_eq(domain_state(a, name, NULL), "running");
+}
+
+/* ---- cases ---------------------------------------------------------- */
+
+START_TEST(test_live_migration)
+{
+    agent *a = agent_new("h1"), *b = agent_new("h2");
+    cli_result r;
+    yajl_val v;
+    int n;
+
+    agent_start(a, NULL, NULL);
+    agent_start(b, NULL, NULL);
+    sim_create(a, "vm1", "--memory 64M --dirty-rate 2000 --working-set 8M");
+
+    r = xlmig(a, "migrate --json --live vm1 %s", b->listen);
+    assert_ok(&r, "migrate");
+    ck_assert_str_eq(r.err, "");
+    v = parse_json(r.out);
+    ck_assert_str_eq(lxm__jstr(v, "status"), "migrated");
+    ck_assert_str_eq(lxm__jstr(v, "name"), "vm1");
+    ck_assert_ptr_nonnull(lxm__jget(v, "total_ms"));
+    ck_assert_ptr_nonnull(lxm__jget(v, "downtime_ms"));
+    ck_assert_int_ge(lxm__jint(v, "rounds", 0), 1);
+    ck_assert_int_ge(lxm__jint(v, "bytes_wire", 0), 64 << 20);
+    ck_assert_int_le(lxm__jint(v, "downtime_ms", -1),
+                     lxm__jint(v, "total_ms", -1));
+    ck_assert_msg(lxm__jbool(v, "digest_checked", false),
+                  "memory digests not compared: %s", r.out);
+    yajl_tree_free(v);
+    cli_dispose(&r);
+
+    assert_runs_only_on(b, a, "vm1");
+    domain_state(a, "", &n);
+    ck_assert_int_eq(n, 0);
+
+    /* And back, non-live, in text. */
+    r = xlmig(b, "migrate --non-live vm1 %s", a->listen);
+    assert_ok(&r, "migrate back");
+    ck_assert_msg(strstr(r.out, "vm1: migrated from h2 to") != NULL,
+                  "report: %s", r.out);
+    ck_assert_msg(strstr(r.out, "downtime") && strstr(r.out, "rounds"),
+                  "report: %s", r.out);
+    ck_assert_str_eq(r.err, "");
+    cli_dispose(&r);
+    assert_runs_only_on(a, b, "vm1");
+    assert_empty(b, 1);
+
+    agent_done(a);
+    agent_done(b);
+}
+END_TEST
+
+START_TEST(test_restart_keeps_domains)
+{
+    agent *a = agent_new("h1");
+    cli_result r;
+    int status, n;
+
+    agent_start(a, NULL, NULL);
+    sim_create(a, "vm-a", "--memory 16M --dirty-rate 500");
+    sim_create(a, "vm-b", "--memory 8M --type pv");
+    r = xlmig(a, "sim-create --memory 8M vm-a");
+    assert_one_line_error(&r, "duplicate sim-create");
+    cli_dispose(&r);
+
+    status = agent_stop(a);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "stop: status 0x%x", status);
+    r = xlmig(a, "list");
+    assert_one_line_error(&r, "list while stopped");
+    cli_dispose(&r);
+
+    agent_start(a, NULL, NULL);
+    ck_assert_str_eq(domain_state(a, "vm-a", &n), "running");
+    ck_assert_str_eq(domain_state(a, "vm-b", NULL), "running");
+    ck_assert_int_eq(n, 2);
+
+    r = xlmig(a, "sim-destroy vm-b");
+    assert_ok(&r, "sim-destroy");
+    cli_dispose(&r);
+    ck_assert_str_eq(domain_state(a, "vm-b", &n), "");
+    ck_assert_int_eq(n, 1);
+    r = xlmig(a, "sim-destroy vm-b");
+    assert_one_line_error(&r, "sim-destroy of a missing domain");
+    cli_dispose(&r);
+    agent_done(a);
+}
+END_TEST
+
+START_TEST(test_unreachable)
+{
+    agent *a = agent_new("h1");
+    cli_result r;
+
+    r = xlmig_at("/tmp/lxm-e2e-nonexistent/xlmigd.sock", "list");
+    assert_one_line_error(&r, "list without an agent");
+    ck_assert_str_eq(r.err, "xlmig: cannot connect to agent "
+                            "/tmp/lxm-e2e-nonexistent/xlmigd.sock: no such"
+                            " file (is xlmigd running?)\n");
+    cli_dispose(&r);
+
+    agent_start(a, NULL, NULL);
+    sim_create(a, "vm1", "--memory 8M");
+    /* Port 1 on loopback: nobody listens there. */
+    r = xlmig(a, "migrate vm1 127.0.0.1:1");
+    assert_one_line_error(&r, "migrate to an unreachable host");
+    ck_assert_msg(strstr(r.err, "127.0.0.1:1") != NULL, "stderr: %s", r.err);
+    cli_dispose(&r);
+    ck_assert_str_eq(domain_state(a, "vm1", NULL), "running");
+
+    r = xlmig(a, "migrate no-such-vm %s", a->listen);
+    assert_one_line_error(&r, "migrate of a missing domain");
+    cli_dispose(&r);
+    agent_done(a);
+}
+END_TEST
+
+/* The common end of a fault: one line, VM on a only, b empty, and b
+ * still empty once restarted on its state dir. */
+static void fault_epilogue(agent *a, agent *b, const cli_result *r,
+                           const char *what)
+{
+    assert_one_line_error(r, what);
+    if (b->pid == 0) /* killed: it comes back on its state dir */
+        agent_start(b, NULL, NULL);
+    assert_runs_only_on(a, b, "vm1");
+    assert_empty(b, 10);
+    agent_stop(b);
+    agent_start(b, NULL, NULL);
+    assert_empty(b, 1);
+    assert_runs_only_on(a, b, "vm1");
+}
+
+START_TEST(test_fault_receiver_killed)
+{
+    agent *a = agent_new("h1"), *b = agent_new("h2");
+    cli_result r;
+    int status;
+
+    agent_start(a, NULL, NULL);
+    agent_start(b, "recv-crash-after=4194304", NULL);
+    sim_create(a, "vm1", "--memory 32M --dirty-rate 1000");
+
+    r = xlmig(a, "migrate vm1 %s", b->listen);
+    status = agent_wait_death(b, 10);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 137,
+                  "receiver status 0x%x", status);
+    fault_epilogue(a, b, &r, "migrate, receiver killed");
+    cli_dispose(&r);
+    agent_done(a);
+    agent_done(b);
+}
+END_TEST
+
+START_TEST(test_fault_sender_killed)
+{
+    agent *a = agent_new("h1"), *b = agent_new("h2");
+    cli_result r;
+    int status;
+
+    agent_start(a, "send-crash-after=4194304", NULL);
+    agent_start(b, NULL, NULL);
+    sim_create(a, "vm1", "--memory 32M --dirty-rate 1000");
+
+    r = xlmig(a, "migrate vm1 %s", b->listen);
+    assert_one_line_error(&r, "migrate, sender killed");
+    ck_assert_msg(strstr(r.err, "closed the connection") != NULL, "stderr: %s",
+                  r.err);
+    status = agent_wait_death(a, 10);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 137,
+                  "sender status 0x%x", status);
+    /* The destination noticed and kept nothing. */
+    assert_empty(b, 15);
+    /* The source comes back with its VM running. */
+    agent_start(a, NULL, NULL);
+    fault_epilogue(a, b, &r, "migrate, sender killed");
+    cli_dispose(&r);
+    agent_done(a);
+    agent_done(b);
+}
+END_TEST
+
+START_TEST(test_fault_connection_dropped)
+{
+    agent *a = agent_new("h1"), *b = agent_new("h2");
+    cli_result r;
+
+    agent_start(a, "send-drop-after=4194304", NULL);
+    agent_start(b, NULL, NULL);
+    sim_create(a, "vm1", "--memory 32M --dirty-rate 1000");
+
+    r = xlmig(a, "migrate vm1 %s", b->listen);
+    ck_assert_msg(strstr(r.err, "still runs on h1") != NULL, "stderr: %s",
+                  r.err);
+    fault_epilogue(a, b, &r, "migrate, connection dropped");
+    cli_dispose(&r);
+    /* The source agent is fine: the VM can go now (the fault fires only
+     * once per migration, so restart the source without it). */
+    agent_stop(a);
+    agent_start(a, NULL, NULL);
+    r = xlmig(a, "migrate vm1 %s", b->listen);
+    assert_ok(&r, "migrate after the drop");
+    cli_dispose(&r);
+    assert_runs_only_on(b, a, "vm1");
+    agent_done(a);
+    agent_done(b);
+}
+END_TEST
+
+START_TEST(test_fault_destination_memory)
+{
+    agent *a = agent_new("h1"), *b = agent_new("h2");
+    cli_result r;
+
+    agent_start(a, NULL, NULL);
+    agent_start(b, NULL, "32M");
+    sim_create(a, "vm1", "--memory 64M --dirty-rate 1000");
+
+    r = xlmig(a, "migrate --json vm1 %s", b->listen);
+    ck_assert_msg(strstr(r.err, "memory") != NULL, "stderr: %s", r.err);
+    ck_assert_msg(strstr(r.out, "\"status\"") != NULL, "stdout: %s", r.out);
+    fault_epilogue(a, b, &r, "migrate to a host short of memory");
+    cli_dispose(&r);
+    agent_done(a);
+    agent_done(b);
+}
+END_TEST
+
+/* Offset of the first libxc PAGE_DATA record in a stream. */
+typedef struct find_page_data {
+    uint64_t offset;
+    bool found;
+} find_page_data;
+
+static int find_page_data_event(void *opaque, const lxm_stream_event *ev)
+{
+    find_page_data *fp = opaque;
+
+    if (!fp->found && ev->kind == LXM_EV_RECORD &&
+        ev->layer == LXM_LAYER_LIBXC &&
+        ev->u.record.type == LXM_LIBXC_PAGE_DATA) {
+        fp->offset = ev->offset;
+        fp->found = true;
+    }
+    return 0;
+}
+
+START_TEST(test_fault_malformed_stream)
+{
+    agent *b = agent_new("h2");
+    lxm__synth_opts o = {
+        .guest_type = LXM_GUEST_X86_HVM,
+        .memory_bytes = 4 << 20,
+        .rounds = 1,
+        .vcpus = 1,
+        .seed = 7,
+        .name = "evil",
+    };
+    lxm_test_buf buf = { NULL, 0, 0 };
+    find_page_data fp = { 0, false };
+    char err[512], needle[64];
+    lxm__conn *c = NULL;
+    yajl_gen g;
+    size_t off, n;
+    int rc;
+
+    lxm_test_synth(&o, LXM_FORMAT_XL, &buf);
+    rc = lxm_test_read_buf(buf.data, buf.len, LXM_FORMAT_XL, 0, 0,
+                           find_page_data_event, &fp, NULL);
+    ck_assert_int_eq(rc, 0);
+    ck_assert(fp.found);
+    /* PAGE_DATA body: count (u32), reserved (u32): count 2000 > 1024. */
+    lxm__put_le32(buf.data + fp.offset + 8, 2000);
+
+    agent_start(b, NULL, NULL);
+    rc = lxm__conn_connect(b->listen, 5000, NULL, &c);
+    ck_assert_int_eq(rc, 0);
+    lxm__conn_set_timeout(c, 20000);
+    ck_assert_int_eq(lxm__proto_hello(c, "peer", "fake", NULL), 0);
+    g = lxm__json_new();
+    lxm__json_str(g, "name", "evil");
+    lxm__json_str(g, "uuid", "5a3f4c2e-0000-4000-8000-000000000001");
+    lxm__json_uint(g, "memory_bytes", o.memory_bytes);
+    lxm__json_uint(g, "vcpus", 1);
+    lxm__json_str(g, "kind", "hvm");
+    lxm__json_bool(g, "live", true);
+    lxm__json_str(g, "source_host", "fake");
+    ck_assert_int_eq(lxm__conn_send_json(c, LXM__MSG_MIGRATE, g), 0);
+    rc = lxm__conn_expect(c, LXM__MSG_ACCEPT, NULL, err, sizeof(err));
+    ck_assert_msg(rc == 0, "no ACCEPT: %s (%s)", lxm_strerror(rc), err);
+
+    /* The whole stream; the receiver may stop reading at the fault. */
+    for (off = 0; off < buf.len; off += n) {
+        n = LXM_MIN(buf.len - off, (size_t)LXM__STREAM_CHUNK);
+        if (lxm__conn_send(c, LXM__MSG_STREAM, LXM__CODEC_NONE, buf.data + off,
+                           (uint32_t)n))
+            break;
+    }
+    g = lxm__json_new();
+    lxm__json_uint(g, "bytes", buf.len);
+    lxm__conn_send_json(c, LXM__MSG_STREAM_END, g);
+
+    err[0] = '\0';
+    rc = lxm__conn_expect(c, LXM__MSG_READY, NULL, err, sizeof(err));
+    ck_assert_msg(rc == LXM_ERROR_PEER, "expected FAILED, got %s (%s)",
+                  lxm_strerror(rc), err);
+    snprintf(needle, sizeof(needle), "offset %" PRIu64, fp.offset + 8);
+    ck_assert_msg(strstr(err, needle) != NULL,
+                  "the error does not name %s: '%s'", needle, err);
+    ck_assert_msg(strchr(err, '\n') == NULL, "not one line: '%s'", err);
+    lxm__conn_free(c);
+    lxm_test_buf_dispose(&buf);
+
+    assert_empty(b, 10);
+    agent_stop(b);
+    agent_start(b, NULL, NULL);
+    assert_empty(b, 1);
+    agent_done(b);
+}
+END_TEST
+
+static void e2e_setup(void)
+{
+    snprintf(e2e_base, sizeof(e2e_base), "/tmp/lxm-e2e-XXXXXX");
+    if (!mkdtemp(e2e_base))
+        e2e_base[0] = '\0';
+}
+
+static void e2e_teardown(void)
+{
+    rm_rf(e2e_base);
+    e2e_base[0] = '\0';
+}
+
+Suite *lxm_test_e2e_suite(void)
+{
+    Suite *s = suite_create("e2e");
+    TCase *tc;
+
+    tc = tcase_create("migrate");
+    tcase_add_unchecked_fixture(tc, e2e_setup, e2e_teardown);
+    tcase_set_timeout(tc, CASE_TIMEOUT_S);
+    tcase_add_test(tc, test_live_migration);
+    tcase_add_test(tc, test_restart_keeps_domains);
+    tcase_add_test(tc, test_unreachable);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("faults");
+    tcase_add_unchecked_fixture(tc, e2e_setup, e2e_teardown);
+    tcase_set_timeout(tc, CASE_TIMEOUT_S);
+    tcase_add_test(tc, test_fault_receiver_killed);
+    tcase_add_test(tc, test_fault_sender_killed);
+    tcase_add_test(tc, test_fault_connection_dropped);
+    tcase_add_test(tc, test_fault_destination_memory);
+    tcase_add_test(tc, test_fault_malformed_stream);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/*
+ * Local variables:
+ * mode: C
+ * c-basic-offset: 4
+ * indent-tabs-mode: nil
+ * End:
+ */

@@ -1,0 +1,200 @@
+/*
+ * xlmigd_peer.c - incoming migrations, and the test-only faults.
+ *
+ * Entry points:
+ *   xlmigd_peer_migrate()  a peer's MIGRATE frame arrived: hand the
+ *                          connection to lxm__migrate_receive(), which
+ *                          runs the pre-checks, the stream and the
+ *                          commit sequence (migrate/migrate.h)
+ *   xlmigd_fault_parse()   LXM_FAULT from the environment
+ *   xlmigd_fault_hook()    the engine's on_stream_bytes hook
+ *
+ * LXM_FAULT is for the end-to-end tests only (tests/test_e2e.c); it is
+ * documented as such in xlmigd(8).  It makes this agent die (as if
+ * killed: _exit(137), nothing cleaned up) or drop its peer connection
+ * once a migration has moved a given number of stream bytes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "xlmigd.h"
+
+void xlmigd_peer_migrate(xlmigd_conn *xc, const lxm__frame *f)
+{
+    xlmigd *d = xc->d;
+    lxm__migrate_opts opts;
+    lxm__migrate_report rep;
+    xlmigd_hook hook;
+    yajl_val req = NULL;
+    const char *name;
+    int rc;
+
+    rc = lxm__frame_json(f, &req);
+    if (rc) {
+        LXM_LOG_ERROR(d->lg, "MIGRATE from %s is not a JSON object", xc->peer);
+        lxm__conn_send_error(xc->c, LXM__MSG_ERROR, LXM_ERROR_PROTOCOL,
+                             "xlmigd on %s: MIGRATE is not a JSON object",
+                             d->hostname);
+        return;
+    }
+    name = lxm__jstr(req, "name");
+
+    lxm__migrate_opts_init(&opts);
+    opts.host_name = d->hostname;
+    if (d->fault.recv_crash_after) {
+        memset(&hook, 0, sizeof(hook));
+        hook.d = d;
+        opts.on_stream_bytes = xlmigd_fault_hook;
+        opts.hook_opaque = &hook;
+    }
+    lxm__log(d->lg, XTL_INFO, -1, "incoming migration of %s from %s",
+             name ? name : "?", xc->peer);
+    memset(&rep, 0, sizeof(rep));
+    rc = lxm__migrate_receive(d->ops, d->b, xc->c, req, &opts, &rep);
+    if (rc)
+        lxm__log(d->lg, XTL_ERROR, -1,
+                 "incoming migration of %s from %s: %s: %s", name ? name : "?",
+                 xc->peer, lxm__migrate_status_name(rep.status),
+                 rep.error[0] ? rep.error : lxm_strerror(rc));
+    else
+        lxm__log(d->lg, XTL_INFO, -1,
+                 "incoming migration of %s from %s: running here as domid"
+                 " %" PRIu32,
+                 name ? name : "?", xc->peer, rep.dest_domid);
+    yajl_tree_free(req);
+}
+
+/* ---- LXM_FAULT ----------------------------------------------------- */
+
+int xlmigd_fault_parse(const char *spec, xlmigd_fault *f)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {
+        { "recv-crash-after", offsetof(xlmigd_fault, recv_crash_after) },
+        { "send-crash-after", offsetof(xlmigd_fault, send_crash_after) },
+        { "send-drop-after", offsetof(xlmigd_fault, send_drop_after) },
+    };
+    char buf[256], *item, *save = NULL, *eq, *end;
+    unsigned long long v;
+    size_t i;
+
+    memset(f, 0, sizeof(*f));
+    if (!spec || !*spec)
+        return 0;
+    if (strlen(spec) >= sizeof(buf))
+        goto bad;
+    memcpy(buf, spec, strlen(spec) + 1);
+    for (item = strtok_r(buf, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        eq = strchr(item, '=');
+        if (!eq)
+            goto bad;
+        *eq = '\0';
+        for (i = 0; i < LXM_ARRAY_SIZE(keys); i++) {
+            if (!strcmp(item, keys[i].key))
+                break;
+        }
+        if (i == LXM_ARRAY_SIZE(keys) || eq[1] < '0' || eq[1] > '9')
+            goto bad;
+        errno = 0;
+        v = strtoull(eq + 1, &end, 10);
+        if (errno || *end || !v)
+            goto bad;
+        *(uint64_t *)((char *)f + keys[i].off) = v;
+    }
+    return 0;
+
+bad:
+    fprintf(stderr,
+            "xlmigd: bad LXM_FAULT '%s' (test only: recv-crash-after=BYTES,"
+            " send-crash-after=BYTES, send-drop-after=BYTES)\n",
+            spec);
+    return LXM_ERROR_INVAL;
+}
+
+static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    if (ss->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    return 0;
+}
+
+/*
+ * The engine owns the connection to the destination; find it among our
+ * fds (a TCP socket whose peer port is the destination's and whose
+ * local port is not our listening port) and shut it down.
+ */
+static void drop_connection(xlmigd_hook *h)
+{
+    xlmigd *d = h->d;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    const char *colon = strrchr(h->dest, ':');
+    unsigned long port = colon ? strtoul(colon + 1, NULL, 10) : 0;
+    struct dirent *de;
+    DIR *dir;
+    int fd, n = 0;
+
+    dir = port ? opendir("/proc/self/fd") : NULL;
+    if (!dir) {
+        LXM_LOG_ERROR(d->lg, "LXM_FAULT: cannot find the connection to %s",
+                      h->dest);
+        return;
+    }
+    while ((de = readdir(dir))) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        fd = atoi(de->d_name);
+        sl = sizeof(ss);
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) ||
+            sockaddr_port(&ss) != port)
+            continue;
+        sl = sizeof(ss);
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) ||
+            sockaddr_port(&ss) == d->listen_port)
+            continue;
+        shutdown(fd, SHUT_RDWR);
+        n++;
+    }
+    closedir(dir);
+    LXM_LOG_ERROR(d->lg, "LXM_FAULT: dropped %d connection(s) to %s", n,
+                  h->dest);
+}
+
+void xlmigd_fault_hook(void *opaque, const char *side, uint64_t bytes)
+{
+    xlmigd_hook *h = opaque;
+    const xlmigd_fault *f = &h->d->fault;
+    bool send = !strcmp(side, "send");
+
+    if ((!send && f->recv_crash_after && bytes >= f->recv_crash_after) ||
+        (send && f->send_crash_after && bytes >= f->send_crash_after)) {
+        LXM_LOG_ERROR(h->d->lg,
+                      "LXM_FAULT: dying after %" PRIu64 " stream bytes (%s)",
+                      bytes, side);
+        _exit(137);
+    }
+    if (send && f->send_drop_after && bytes >= f->send_drop_after &&
+        !__atomic_exchange_n(&h->dropped, true, __ATOMIC_SEQ_CST))
+        drop_connection(h);
+}
+
+/*
+ * Local variables:
+ * mode: C
+ * c-basic-offset: 4
+ * indent-tabs-mode: nil
+ * End:
+ */
