@@ -10,6 +10,7 @@
 #   make fuzz-run FUZZ_SECONDS=60
 #   make bench           optimised benchmarks, then bench/run.sh
 #   make demo            scripts/demo.sh
+#   make check-xen       real Xen 4.17 under QEMU: tests/xen-lab/run.sh
 #   make format-check | format | analyze | deps | clean | distclean
 #
 # `make help` prints this list.
@@ -195,6 +196,18 @@ demo:
 	@cd $(TOP) && LXM_VERIFY_STREAM=$(VERIFY_STREAM) scripts/demo.sh
 
 # ------------------------------------------------------------------
+# The real Xen lab (tests/xen-lab/, docs/xen-lab.md): Xen 4.17 + a
+# Debian dom0 under QEMU TCG, the project's tools inside; needs root
+# (apt-get) and 3-10 minutes.  Cache and results in .cache/xen-lab/
+
+.PHONY: check-xen
+check-xen:
+	@$(DEPS_OK)
+	@$(MAKE) all
+	@cd $(TOP) && LXM_XLMIG=$(XLMIG) LXM_XLMIGD=$(XLMIGD) \
+	    LXM_VERIFY_STREAM=$(VERIFY_STREAM) tests/xen-lab/run.sh
+
+# ------------------------------------------------------------------
 # Style and static analysis, on our own sources only.
 
 FORMAT_FILES = $(sort $(wildcard libxlmig/*.[ch] libxlmig/*/*.[ch] \
@@ -232,7 +245,7 @@ distclean: clean
 
 .PHONY: help
 help:
-	@sed -n '3,13s/^# //p' Makefile
+	@sed -n '3,14s/^# //p' Makefile
 	@sed -n '/^# Knobs/,/^$$/s/^# \{0,1\}//p' Config.mk
 
 -include $(FUZZ_LIB_OBJS:.o=.d) $(patsubst %.c,.build-fuzz/%.d,$(FUZZ_SRCS))

@@ -595,6 +595,40 @@ START_TEST(test_restart_keeps_domains)
 }
 END_TEST
 
+/* A marker of an incoming migration the agent was serving when it died
+ * makes the next start destroy the half-built domain it names (under
+ * libxl that domain would otherwise outlive the agent), and only that
+ * one. */
+START_TEST(test_restart_destroys_half_received)
+{
+    agent *a = agent_new("h1");
+    char path[PATH_MAX + 64];
+    FILE *fp;
+    int n, status;
+
+    agent_start(a, NULL, NULL);
+    sim_create(a, "vm--incoming", "--memory 8M");
+    sim_create(a, "other--incoming", "--memory 8M");
+    status = agent_stop(a);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "stop: status 0x%x", status);
+
+    snprintf(path, sizeof(path), "%s/incoming", a->state);
+    ck_assert(mkdir(path, 0755) == 0 || errno == EEXIST);
+    snprintf(path, sizeof(path), "%s/incoming/vm--incoming", a->state);
+    fp = fopen(path, "w");
+    ck_assert_ptr_nonnull(fp);
+    fclose(fp);
+
+    agent_start(a, NULL, NULL);
+    ck_assert_str_eq(domain_state(a, "vm--incoming", &n), "");
+    ck_assert_str_eq(domain_state(a, "other--incoming", NULL), "running");
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    agent_done(a);
+}
+END_TEST
+
 START_TEST(test_unreachable)
 {
     agent *a = agent_new("h1");
@@ -850,6 +884,7 @@ Suite *lxm_test_e2e_suite(void)
     tcase_set_timeout(tc, CASE_TIMEOUT_S);
     tcase_add_test(tc, test_live_migration);
     tcase_add_test(tc, test_restart_keeps_domains);
+    tcase_add_test(tc, test_restart_destroys_half_received);
     tcase_add_test(tc, test_unreachable);
     suite_add_tcase(s, tc);
 

@@ -17,6 +17,13 @@
  *   migrate       save -> restore: digests equal, config round trip,
  *                 the stream passes our reader and verify-stream-v2;
  *                 live with a busy workload (several rounds); non-live
+ *   extra pages   pages outside RAM (HVM/PVH special pages): synth
+ *                 PV/HVM/PVH streams restore, migrate live (digests
+ *                 equal) and survive a restart; the 4096-page cap and
+ *                 the pfn bound (2^32) give one clear error and leave
+ *                 nothing; the real Xen 4.17 PVH and PV images
+ *                 (../shared, skipped with a note when absent) restore,
+ *                 migrate on and survive a restart
  *   failures      abort-if-busy (REFUSED, still running), progress
  *                 callback stop, save_abort, NOSPACE on restore,
  *                 truncated/corrupted/oversized streams leave nothing
@@ -65,7 +72,46 @@ static void remove_dir(char *path)
     free(path);
 }
 
-static lxm__backend *open_host(const char *dir, uint64_t memory)
+/* A logger keeping the first error (the one the failure is about). */
+typedef struct cap_logger {
+    xentoollog_logger vtable;
+    char first[512];
+    int errors;
+} cap_logger;
+
+static void cap_vmessage(xentoollog_logger *lg, xentoollog_level level,
+                         int errnoval, const char *context, const char *fmt,
+                         va_list ap) LXM_PRINTF(5, 0);
+static void cap_vmessage(xentoollog_logger *lg, xentoollog_level level,
+                         int errnoval, const char *context, const char *fmt,
+                         va_list ap)
+{
+    cap_logger *c = (cap_logger *)lg;
+
+    (void)errnoval;
+    (void)context;
+    if (level < XTL_ERROR)
+        return;
+    if (!c->errors++)
+        vsnprintf(c->first, sizeof(c->first), fmt, ap);
+}
+
+static void cap_progress(xentoollog_logger *lg, const char *context,
+                         const char *doing_what, int percent,
+                         unsigned long done, unsigned long total)
+{
+    (void)lg, (void)context, (void)doing_what, (void)percent, (void)done;
+    (void)total;
+}
+
+static void cap_destroy(xentoollog_logger *lg)
+{
+    (void)lg;
+}
+
+/* lg: NULL ok, borrowed. */
+static lxm__backend *open_host_lg(const char *dir, uint64_t memory,
+                                  xentoollog_logger *lg)
 {
     lxm__backend_opts o;
     lxm__backend *b = NULL;
@@ -74,9 +120,15 @@ static lxm__backend *open_host(const char *dir, uint64_t memory)
     o.state_dir = dir;
     o.sim_host_memory = memory;
     o.sim_hostname = "simhost";
+    o.logger = lg;
     ck_assert_int_eq(ops->open(&o, &b), 0);
     ck_assert_ptr_nonnull(b);
     return b;
+}
+
+static lxm__backend *open_host(const char *dir, uint64_t memory)
+{
+    return open_host_lg(dir, memory, NULL);
 }
 
 static uint32_t create(lxm__backend *b, const char *name, uint64_t memory,
@@ -142,6 +194,49 @@ static int stray_files(const char *dir)
             strcmp(de->d_name, "lock") && strcmp(de->d_name, "host.json"))
             n++;
     closedir(d);
+    return n;
+}
+
+/* Restore a stream held in memory, through a temporary file. */
+static int restore_mem(lxm__backend *b, const void *data, size_t len,
+                       const char *name, uint32_t *domid_r)
+{
+    char *path = lxm_test_write_tmp(data, len, ".xl");
+    int fd = open(path, O_RDONLY), rc;
+
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    free(path);
+    rc = ops->restore(b, fd, name, domid_r);
+    close(fd);
+    return rc;
+}
+
+/* From dir/dom-<domid>.extra (sim-extra.h): how many extra pages, and
+ * the highest pfn (*max_pfn_r, 0 when none).  0 when there is no file. */
+static uint32_t extra_info(const char *dir, uint32_t domid, uint64_t *max_pfn_r)
+{
+    uint8_t hdr[16], le[8];
+    uint32_t n;
+    char *path;
+    int fd;
+
+    *max_pfn_r = 0;
+    ck_assert(asprintf(&path, "%s/dom-%u.extra", dir, domid) > 0);
+    fd = open(path, O_RDONLY);
+    free(path);
+    if (fd < 0) {
+        ck_assert_int_eq(errno, ENOENT);
+        return 0;
+    }
+    ck_assert_int_eq(pread(fd, hdr, sizeof(hdr), 0), (ssize_t)sizeof(hdr));
+    ck_assert_mem_eq(hdr, "LXMSIMX1", 8);
+    n = lxm__le32(hdr + 8);
+    ck_assert_uint_gt(n, 0);
+    ck_assert_int_eq(pread(fd, le, sizeof(le), 16 + 8 * ((off_t)n - 1)),
+                     (ssize_t)sizeof(le));
+    *max_pfn_r = lxm__le64(le);
+    close(fd);
     return n;
 }
 
@@ -828,57 +923,422 @@ START_TEST(test_migrate_nonlive)
 }
 END_TEST
 
-/* A stream from synth (a PV guest: XTAB pfns beyond memory carry no
- * data) restores; an HVM one with special pages above RAM does not,
- * and leaves nothing behind. */
+/* ---- pages outside RAM ------------------------------------------- */
+
+/*
+ * Streams from synth: PV (XTAB pfns beyond memory carry no data: no
+ * extra pages), HVM and PVH (8 special pages at 0xfeff8..0xfefff).
+ * Restored, run with a workload, migrated live to a second host: the
+ * extra pages go along (digests equal, the stream is genuine and each
+ * round ascending), and survive a restart of that host.
+ */
+static const struct synth_case {
+    const char *name;
+    uint32_t guest_type;
+    bool pvh;
+    lxm__guest_kind kind;
+    uint32_t nr_extra;
+} synth_cases[] = {
+    { "synthpv", LXM_GUEST_X86_PV, false, LXM__GUEST_PV, 0 },
+    { "synthhvm", LXM_GUEST_X86_HVM, false, LXM__GUEST_HVM, 8 },
+    { "synthpvh", LXM_GUEST_X86_HVM, true, LXM__GUEST_PVH, 8 },
+};
+
 START_TEST(test_restore_synth)
 {
-    char *dir = make_dir();
-    lxm__backend *b = open_host(dir, 0);
+    const struct synth_case *sc = &synth_cases[_i];
+    char *d1 = make_dir(), *d2 = make_dir();
+    lxm__backend *src = open_host(d1, 0), *dst = open_host(d2, 0);
     lxm__synth_opts o;
     lxm_test_buf s = { 0 };
     lxm__domain_info info;
-    uint32_t domid = 0;
-    char *path;
-    int fd;
+    lxm_stream_summary sum;
+    lxm__save_params sp;
+    uint8_t ds[16], dd[16], again[16];
+    uint32_t domid = 0, nd = 0, n;
+    uint64_t max_pfn;
+    save_job job;
+    tee_job tee;
+    int rc;
 
     memset(&o, 0, sizeof(o));
-    o.guest_type = LXM_GUEST_X86_PV;
+    o.guest_type = sc->guest_type;
+    o.pvh = sc->pvh;
     o.memory_bytes = 2 * MiB;
     o.rounds = 2;
     o.vcpus = 1;
     o.seed = 5;
-    o.name = "synthpv";
+    o.name = sc->name;
     lxm_test_synth(&o, LXM_FORMAT_XL, &s);
-    path = lxm_test_write_tmp(s.data, s.len, ".xl");
-    fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(ops->restore(b, fd, NULL, &domid), 0);
-    close(fd);
-    unlink(path);
-    free(path);
+    ck_assert_int_eq(restore_mem(src, s.data, s.len, NULL, &domid), 0);
     lxm_test_buf_dispose(&s);
-    ck_assert_int_eq(ops->domain_info(b, "synthpv", &info), 0);
+    ck_assert_int_eq(ops->domain_info(src, sc->name, &info), 0);
+    ck_assert_uint_eq(info.domid, domid);
     ck_assert_uint_eq(info.memory_bytes, 2 * MiB);
-    ck_assert_int_eq(info.kind, LXM__GUEST_PV);
-    ck_assert_int_eq(ops->destroy(b, domid), 0);
+    ck_assert_int_eq(info.kind, sc->kind);
+    ck_assert_int_eq(info.state, LXM__DOM_PAUSED);
+    n = extra_info(d1, domid, &max_pfn);
+    ck_assert_uint_eq(n, sc->nr_extra);
+    if (n)
+        ck_assert_uint_eq(max_pfn, 0xfefff);
 
-    o.guest_type = LXM_GUEST_X86_HVM;
-    o.name = "synthhvm";
-    lxm_test_synth(&o, LXM_FORMAT_XL, &s);
-    path = lxm_test_write_tmp(s.data, s.len, ".xl");
+    /* Live, busy, slow consumer: several rounds, then stop-and-copy. */
+    ck_assert_int_eq(lxm__sim_set_workload(src, domid, 20000, MiB), 0);
+    ck_assert_int_eq(ops->unpause(src, domid), 0);
+    lxm__save_params_init(&sp);
+    sp.downtime_ms = 0;
+    sp.max_rounds = 3;
+    memset(&job, 0, sizeof(job));
+    rc = migrate(src, domid, dst, NULL, &sp, 1000, &job, &tee, &nd);
+    ck_assert_int_eq(job.rc, 0);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_uint_eq(job.max_round, 4);
+
+    digest(src, domid, ds);
+    digest(dst, nd, dd);
+    ck_assert_mem_eq(ds, dd, 16);
+    ck_assert_int_eq(ops->domain_info(dst, sc->name, &info), 0);
+    ck_assert_int_eq(info.kind, sc->kind);
+    ck_assert_uint_eq(info.memory_bytes, 2 * MiB);
+    ck_assert_uint_eq(extra_info(d2, nd, &max_pfn), sc->nr_extra);
+
+    /* Round 1 and the stop-and-copy round carry the extra pages. */
+    check_stream(&tee.copy, &sum);
+    ck_assert_uint_eq(sum.distinct_pfns, 2 * MiB / 4096 + sc->nr_extra);
+    ck_assert_uint_ge(sum.resent_pages, sc->nr_extra);
+    ck_assert_uint_ge(sum.nr_iterations, 3);
+    lxm_test_buf_dispose(&tee.copy);
+
+    /* The destination host restarts: same memory, extra pages too. */
+    ops->close(dst);
+    dst = open_host(d2, 0);
+    ck_assert_int_eq(state_of(dst, sc->name), LXM__DOM_PAUSED);
+    digest(dst, nd, again);
+    ck_assert_mem_eq(dd, again, 16);
+
+    ck_assert_int_eq(ops->destroy(src, domid), 0);
+    ck_assert_int_eq(ops->destroy(dst, nd), 0);
+    ck_assert_int_eq(stray_files(d1), 0);
+    ck_assert_int_eq(stray_files(d2), 0);
+    ops->close(src);
+    ops->close(dst);
+    remove_dir(d1);
+    remove_dir(d2);
+}
+END_TEST
+
+/*
+ * A hand-made HVM stream of 1 MiB of RAM, then extra pages: _i picks
+ * the case.  4096 of them (the cap), the last at the highest pfn
+ * allowed, some sent twice, restore; one more than the cap, or a pfn
+ * past the bound, fail with one clear error naming the pfn and leave
+ * nothing behind.
+ */
+static const struct limit_case {
+    const char *what;
+    uint32_t nr_extra; /* distinct extra pfns */
+    uint64_t last_pfn; /* the last of them; the rest from 0x100000 */
+    int rc;
+    const char *message; /* in the error */
+} limit_cases[] = {
+    { "the cap, and pfn 2^32-1", 4096, UINT64_C(0xffffffff), 0, NULL },
+    { "one page more than the cap", 4097, UINT64_C(0x101000),
+      LXM_ERROR_UNSUPPORTED, "pfn 0x101000 at stream offset" },
+    { "pfn 2^32", 1, UINT64_C(0x100000000), LXM_ERROR_INVAL,
+      "pfn 0x100000000 at stream offset" },
+};
+
+#define LIMIT_RAM_PAGES 256u
+
+/* pfn's page in the limit streams; v: which copy (0 first, 1 resent). */
+static void limit_page(uint8_t *p, uint64_t pfn, uint32_t v)
+{
+    uint32_t i;
+
+    for (i = 0; i < 4096 / 8; i++)
+        lxm__put_le64(p + 8 * i, lxm__hash3(pfn, i, v));
+}
+
+static void limit_stream(const struct limit_case *lc, lxm_test_buf *out)
+{
+    lxm__guest_desc g;
+    lxm_stream_writer *w = NULL;
+    uint8_t *buf = malloc((size_t)LXM_PAGE_DATA_MAX_PAGES * 4096);
+    const void *pages[LXM_PAGE_DATA_MAX_PAGES];
+    uint64_t pfns[LXM_PAGE_DATA_MAX_PAGES];
+    uint32_t i, n, k, total = LIMIT_RAM_PAGES + lc->nr_extra;
+
+    ck_assert_ptr_nonnull(buf);
+    memset(&g, 0, sizeof(g));
+    g.guest_type = LXM_GUEST_X86_HVM;
+    g.memory_bytes = LIMIT_RAM_PAGES * 4096;
+    g.vcpus = 1;
+    g.seed = 9;
+    g.name = "lim";
+    ck_assert_int_eq(
+        lxm_stream_writer_new(LXM_FORMAT_XL, lxm_test_buf_sink, out, NULL, &w),
+        0);
+    ck_assert_int_eq(lxm__guest_stream_begin(w, &g), 0);
+    /* RAM, then the extra pfns, ascending, in batches of 1024. */
+    for (i = 0; i < total; i += n) {
+        n = LXM_MIN(total - i, LXM_PAGE_DATA_MAX_PAGES);
+        for (k = 0; k < n; k++) {
+            uint32_t j = i + k;
+            uint64_t pfn = j < LIMIT_RAM_PAGES ? j
+                           : j + 1 == total
+                               ? lc->last_pfn
+                               : UINT64_C(0x100000) + j - LIMIT_RAM_PAGES;
+
+            pfns[k] = pfn;
+            pages[k] = buf + (size_t)k * 4096;
+            limit_page(buf + (size_t)k * 4096, pfn, 0);
+        }
+        ck_assert_int_eq(lxm_stream_write_page_data(w, n, pfns, pages), 0);
+    }
+    /* A second round resends a few extra pfns, descending, changed. */
+    for (k = 0; k < 10 && k < lc->nr_extra; k++) {
+        pfns[k] = k ? UINT64_C(0x100000) + 10 - k : lc->last_pfn;
+        pages[k] = buf + (size_t)k * 4096;
+        limit_page(buf + (size_t)k * 4096, pfns[k], 1);
+    }
+    if (k)
+        ck_assert_int_eq(lxm_stream_write_page_data(w, k, pfns, pages), 0);
+    ck_assert_int_eq(lxm__guest_stream_end(w, &g), 0);
+    ck_assert(lxm_stream_writer_done(w));
+    lxm_stream_writer_free(w);
+    free(buf);
+}
+
+/*
+ * What memory_digest must give for a restored limit stream: XXH3-128 of
+ * the memory file, then of each extra page in pfn order as its pfn (u64
+ * LE) and its last copy (the resent ones: the second).
+ */
+static void limit_digest(const char *dir, uint32_t domid,
+                         const struct limit_case *lc, uint8_t out[16])
+{
+    XXH3_state_t *st = XXH3_createState();
+    XXH128_canonical_t c;
+    uint8_t page[4096], le[8];
+    uint64_t pfn;
+    uint32_t i;
+    char *path;
+    ssize_t n;
+    int fd;
+
+    ck_assert(asprintf(&path, "%s/dom-%u.mem", dir, domid) > 0);
     fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(ops->restore(b, fd, NULL, &domid), LXM_ERROR_INVAL);
-    close(fd);
-    unlink(path);
     free(path);
-    lxm_test_buf_dispose(&s);
-    ck_assert_int_eq(count_domains(b), 0);
-    ck_assert_int_eq(stray_files(dir), 0);
+    ck_assert_int_ge(fd, 0);
+    XXH3_128bits_reset(st);
+    while ((n = read(fd, page, sizeof(page))) > 0)
+        XXH3_128bits_update(st, page, (size_t)n);
+    ck_assert_int_eq(n, 0);
+    close(fd);
+    for (i = 0; i < lc->nr_extra; i++) {
+        pfn = i + 1 == lc->nr_extra ? lc->last_pfn : UINT64_C(0x100000) + i;
+        limit_page(page, pfn,
+                   pfn == lc->last_pfn || (pfn > 0x100000 && pfn <= 0x100009));
+        lxm__put_le64(le, pfn);
+        XXH3_128bits_update(st, le, sizeof(le));
+        XXH3_128bits_update(st, page, sizeof(page));
+    }
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+    memcpy(out, c.digest, 16);
+    XXH3_freeState(st);
+}
 
+START_TEST(test_extra_limits)
+{
+    const struct limit_case *lc = &limit_cases[_i];
+    cap_logger cl = { .vtable = { cap_vmessage, cap_progress, cap_destroy } };
+    char *d1 = make_dir(), *d2 = make_dir();
+    lxm__backend *b = open_host_lg(d1, 0, &cl.vtable), *dst;
+    lxm_test_buf s = { 0 };
+    lxm_stream_summary sum;
+    lxm__save_params sp;
+    uint8_t d[16], again[16];
+    uint32_t domid = 0, nd = 0;
+    uint64_t max_pfn;
+    save_job job;
+    tee_job tee;
+    char *path;
+    int rc;
+
+    limit_stream(lc, &s);
+    rc = restore_mem(b, s.data, s.len, NULL, &domid);
+    lxm_test_buf_dispose(&s);
+    ck_assert_msg(rc == lc->rc, "%s: rc %d (%s), want %d", lc->what, rc,
+                  cl.first, lc->rc);
+    if (rc) {
+        /* Ours first; then the reader's "stopped by the event callback". */
+        ck_assert_int_ge(cl.errors, 1);
+        ck_assert_msg(strstr(cl.first, lc->message), "%s: error \"%s\"",
+                      lc->what, cl.first);
+        ck_assert_int_eq(count_domains(b), 0);
+        ck_assert_int_eq(stray_files(d1), 0);
+        goto done;
+    }
+    ck_assert_uint_eq(extra_info(d1, domid, &max_pfn), lc->nr_extra);
+    ck_assert_uint_eq(max_pfn, lc->last_pfn);
+    digest(b, domid, d);
+    limit_digest(d1, domid, lc, again);
+    ck_assert_mem_eq(d, again, 16);
+
+    /* Saved again, live, to a second host: an idle guest, so round 1
+     * sends everything and the stop-and-copy round the extra pages
+     * only, each round ascending. */
+    ck_assert_int_eq(ops->unpause(b, domid), 0);
+    dst = open_host(d2, 0);
+    lxm__save_params_init(&sp);
+    memset(&job, 0, sizeof(job));
+    ck_assert_int_eq(migrate(b, domid, dst, NULL, &sp, 0, &job, &tee, &nd), 0);
+    ck_assert_int_eq(job.rc, 0);
+    check_stream(&tee.copy, &sum);
+    ck_assert_uint_eq(sum.distinct_pfns, LIMIT_RAM_PAGES + lc->nr_extra);
+    ck_assert_uint_eq(sum.resent_pages, lc->nr_extra);
+    ck_assert_uint_eq(sum.nr_iterations, 2);
+    lxm_test_buf_dispose(&tee.copy);
+    digest(dst, nd, again);
+    ck_assert_mem_eq(d, again, 16);
+    ops->close(dst);
+
+    /* A restart keeps them. */
     ops->close(b);
-    remove_dir(dir);
+    b = open_host(d1, 0);
+    digest(b, domid, again);
+    ck_assert_mem_eq(d, again, 16);
+
+    /* A damaged .extra file: the domain is ignored (logged), as with a
+     * damaged memory file, rather than run without those pages. */
+    ops->close(b);
+    ck_assert(asprintf(&path, "%s/dom-%u.extra", d1, domid) > 0);
+    ck_assert_int_eq(truncate(path, 16 + 8 * 4096 + 4096 * 4095), 0);
+    free(path);
+    memset(&cl, 0, sizeof(cl));
+    cl.vtable = (xentoollog_logger){ cap_vmessage, cap_progress, cap_destroy };
+    b = open_host_lg(d1, 0, &cl.vtable);
+    ck_assert_int_eq(count_domains(b), 0);
+    ck_assert_msg(strstr(cl.first, "size does not match"), "error \"%s\"",
+                  cl.first);
+    ops->close(b);
+    b = open_host(d1, 0);
+    ck_assert_int_eq(count_domains(b), 0);
+
+done:
+    ops->close(b);
+    remove_dir(d1);
+    remove_dir(d2);
+}
+END_TEST
+
+/*
+ * The real Xen 4.17 images (../shared/xen-streams/, 128 MiB guests):
+ * _i 0 the PVH one, with 17 pages above its RAM (ACPI tables at
+ * 0xfc000-0xfc008, special pages 0xfeff8-0xfefff); _i 1 the PV one,
+ * with none.  Each restores into the sim, saves again (live), restores
+ * on a second host with the same digest, and survives a restart there.
+ */
+static const struct xen_image {
+    const char *file, *name;
+    lxm__guest_kind kind;
+    uint32_t nr_extra;
+    uint64_t max_pfn; /* the highest extra pfn */
+} xen_images[] = {
+    { "pvh-128m", "tinypvh", LXM__GUEST_PVH, 17, 0xfefff },
+    { "pv-128m", "tinypv", LXM__GUEST_PV, 0, 0 },
+};
+
+START_TEST(test_restore_xen_image)
+{
+    const struct xen_image *xi = &xen_images[_i];
+    const char *sd = lxm_test_shared_streams_dir();
+    cap_logger cl = { .vtable = { cap_vmessage, cap_progress, cap_destroy } };
+    char *d1, *d2, *tmp, *cmd = NULL;
+    lxm__backend *src, *dst;
+    lxm__domain_info info;
+    lxm_stream_summary sum;
+    lxm__save_params sp;
+    uint8_t ds[16], dd[16], again[16];
+    uint32_t domid = 0, nd = 0, n;
+    uint64_t max_pfn;
+    save_job job;
+    tee_job tee;
+    int fd, rc;
+
+    if (!sd) {
+        printf("SKIPPED: sim restore of the real Xen 4.17 image %s:"
+               " ../shared/xen-streams is absent (set LXM_SHARED_DIR)\n",
+               xi->file);
+        return;
+    }
+    d1 = make_dir();
+    d2 = make_dir();
+    src = open_host_lg(d1, 0, &cl.vtable);
+    dst = open_host(d2, 0);
+
+    /* Decompressed into a file unlinked at once (test_xen_streams.c). */
+    tmp = lxm_test_write_tmp("", 0, ".save");
+    ck_assert(asprintf(&cmd, "zstd -d -q -f -c '%s/%s.save.zst' >'%s'", sd,
+                       xi->file, tmp) > 0);
+    rc = lxm_test_run(cmd, NULL);
+    fd = rc == 0 ? open(tmp, O_RDONLY) : -1;
+    unlink(tmp);
+    free(tmp);
+    free(cmd);
+    ck_assert_msg(rc == 0, "zstd -d %s.save.zst failed (status %d)", xi->file,
+                  rc);
+    ck_assert_int_ge(fd, 0);
+    rc = ops->restore(src, fd, NULL, &domid);
+    close(fd);
+    ck_assert_msg(rc == 0, "restore of the real image %s: %s: %s", xi->file,
+                  lxm_strerror(rc), cl.first);
+
+    ck_assert_int_eq(ops->domain_info(src, xi->name, &info), 0);
+    ck_assert_uint_eq(info.domid, domid);
+    ck_assert_uint_eq(info.memory_bytes, 128 * MiB);
+    ck_assert_int_eq(info.kind, xi->kind);
+    ck_assert_uint_eq(info.vcpus, 1);
+    ck_assert_int_eq(info.state, LXM__DOM_PAUSED);
+    n = extra_info(d1, domid, &max_pfn);
+    ck_assert_uint_eq(n, xi->nr_extra);
+    ck_assert_uint_eq(max_pfn, xi->max_pfn);
+
+    ck_assert_int_eq(ops->unpause(src, domid), 0);
+    lxm__save_params_init(&sp);
+    memset(&job, 0, sizeof(job));
+    rc = migrate(src, domid, dst, NULL, &sp, 0, &job, &tee, &nd);
+    ck_assert_int_eq(job.rc, 0);
+    ck_assert_int_eq(rc, 0);
+    digest(src, domid, ds);
+    digest(dst, nd, dd);
+    ck_assert_mem_eq(ds, dd, 16);
+    ck_assert_int_eq(ops->domain_info(dst, xi->name, &info), 0);
+    ck_assert_int_eq(info.kind, xi->kind);
+    ck_assert_uint_eq(info.memory_bytes, 128 * MiB);
+    ck_assert_uint_eq(extra_info(d2, nd, &max_pfn), n);
+
+    /* Idle: the stop-and-copy round is the extra pages alone. */
+    check_stream(&tee.copy, &sum);
+    ck_assert_str_eq(sum.domain_name, xi->name);
+    ck_assert_uint_eq(sum.distinct_pfns, 128 * MiB / 4096 + n);
+    ck_assert_uint_eq(sum.resent_pages, n);
+    ck_assert_uint_eq(sum.nr_iterations, n ? 2 : 1);
+    lxm_test_buf_dispose(&tee.copy);
+
+    ops->close(dst);
+    dst = open_host(d2, 0);
+    digest(dst, nd, again);
+    ck_assert_mem_eq(dd, again, 16);
+
+    ck_assert_int_eq(ops->destroy(src, domid), 0);
+    ck_assert_int_eq(ops->destroy(dst, nd), 0);
+    ck_assert_int_eq(stray_files(d1), 0);
+    ck_assert_int_eq(stray_files(d2), 0);
+    ops->close(src);
+    ops->close(dst);
+    remove_dir(d1);
+    remove_dir(d2);
 }
 END_TEST
 
@@ -1103,7 +1563,16 @@ Suite *lxm_test_sim_suite(void)
     tcase_add_loop_test(tc, test_migrate_idle, 0, 3);
     tcase_add_test(tc, test_migrate_busy);
     tcase_add_test(tc, test_migrate_nonlive);
-    tcase_add_test(tc, test_restore_synth);
+    tcase_add_loop_test(tc, test_restore_synth, 0, LXM_ARRAY_SIZE(synth_cases));
+    tcase_add_loop_test(tc, test_extra_limits, 0, LXM_ARRAY_SIZE(limit_cases));
+    suite_add_tcase(s, tc);
+
+    /* 128 MiB of real guest: its own, longer timeout. */
+    tc = tcase_create("xen-image");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 240);
+    tcase_add_loop_test(tc, test_restore_xen_image, 0,
+                        LXM_ARRAY_SIZE(xen_images));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("failures");

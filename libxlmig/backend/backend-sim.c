@@ -6,8 +6,7 @@
  * thread that dirties it; save() writes a genuine Xen 4.17 migration
  * stream of it (xl header + libxl v2 + libxc v3, what verify-stream-v2
  * accepts) with real pre-copy rounds under a policy (migrate/precopy.c),
- * and restore() builds a domain from any such stream whose pages fit
- * in its configured memory.
+ * and restore() builds a domain from any such stream.
  *
  * Entry points: lxm__backend_sim_ops (every op of backend.h),
  * lxm__sim_create(), lxm__sim_set_workload(), lxm__sim_dirty_pages().
@@ -23,7 +22,11 @@
  *                      featureset[16]
  *   dom-<domid>.mem    guest memory, pfn * 4096 at offset pfn * 4096;
  *                      sparse: zero pages are holes (ftruncate)
- * JSON files are written to a .tmp file and renamed over the old one.
+ *   dom-<domid>.extra  pages outside that memory, when a restored stream
+ *                      had any (HVM/PVH special pages just below 4 GiB):
+ *                      their pfns and contents (sim-extra.h)
+ * JSON and .extra files are written to a .tmp file and renamed over the
+ * old one.
  *
  * Life cycle of a domain:
  *   sim_create: INCOMING (filling memory) -> RUNNING
@@ -41,12 +44,21 @@
  * so they stay suspended for a human to decide).
  *
  * restore() reads its fd in 1 MiB chunks and ignores whatever follows
- * the stream's END (the engine feeds it through a pipe of its own), and
- * accepts only pages below the configured memory size.
+ * the stream's END (the engine feeds it through a pipe of its own).
+ * Pages below the configured memory size go to the memory file; pages
+ * above it (real Xen HVM/PVH saves carry the special pages libxl puts
+ * just below 4 GiB) go to a bounded per-domain table, the "extra pages"
+ * (sim-extra.h: at most 4096 of them, pfns below 2^32; beyond either
+ * bound the restore fails naming the pfn).  save() sends the extra
+ * pages after the memory in its first round and again in the
+ * stop-and-copy round, so every round stays in ascending pfn order;
+ * memory_digest() hashes them after the memory, in pfn order.  A
+ * domain created by sim_create has none.
  *
  * Host: "GenuineIntel", a fixed featureset, Xen "4.17.0-sim",
  * total memory opts->sim_host_memory (0 = 16 GiB), free memory = total
- * minus every domain's memory.
+ * minus every domain's memory (its configured size; extra pages, at
+ * most 16 MiB a domain, are not counted).
  *
  * The workload: one thread per domain ("sim-wl-<domid>") that, while
  * the domain is RUNNING, dirties dirty_rate pages a second in 1 ms
@@ -90,6 +102,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "backend/backend.h"
+#include "backend/sim-extra.h"
 
 #define SIM_DEFAULT_HOST_MEMORY (UINT64_C(16) << 30)
 #define SIM_MEMORY_MAX (UINT64_C(1) << 40) /* per domain, 1 TiB */
@@ -136,6 +149,10 @@ struct sim_dom {
     uint8_t *mem;    /* mmap of dom-<domid>.mem, npages pages */
     uint64_t *dirty; /* log-dirty bitmap, atomic access only */
     size_t dirty_words;
+
+    /* Pages outside mem: filled by restore while INCOMING (nobody else
+     * sees the domain), or loaded at open; read-only afterwards. */
+    lxm__sim_extra extra;
 
     /* Protected by b->lock. */
     sim_dom *next;
@@ -484,6 +501,10 @@ static void dom_unlink_files(lxm__backend *b, uint32_t domid)
     unlink(path);
     dom_path(b, domid, "mem", path, sizeof(path));
     unlink(path);
+    dom_path(b, domid, "extra", path, sizeof(path));
+    unlink(path);
+    dom_path(b, domid, "extra.tmp", path, sizeof(path));
+    unlink(path);
 }
 
 /* ---- domains: allocation, memory, the table ----------------------- */
@@ -504,6 +525,7 @@ static sim_dom *dom_alloc(lxm__backend *b)
     pthread_condattr_destroy(&ca);
     memcpy(d->featureset, sim_featureset, sizeof(d->featureset));
     snprintf(d->on_boot, sizeof(d->on_boot), "start");
+    lxm__sim_extra_init(&d->extra);
     return d;
 }
 
@@ -565,6 +587,7 @@ static void dom_free(sim_dom *d)
     if (d->mem)
         munmap(d->mem, (size_t)d->memory_bytes);
     free(d->dirty);
+    lxm__sim_extra_dispose(&d->extra);
     pthread_cond_destroy(&d->wl_cond);
     pthread_mutex_destroy(&d->wl_lock);
     free(d);
@@ -917,6 +940,24 @@ out:
     return rc;
 }
 
+/* Load d's extra pages, if it has any.  Logged on failure. */
+static int load_extra(lxm__backend *b, sim_dom *d)
+{
+    char path[PATH_MAX];
+    int rc;
+
+    dom_path(b, d->domid, "extra", path, sizeof(path));
+    rc = lxm__sim_extra_read(&d->extra, path, d->npages, b->lg);
+    if (rc == LXM_ERROR_NOTFOUND)
+        return 0;
+    if (rc)
+        LXM_LOG_ERROR(b->lg,
+                      "sim: domain %u (%s): extra pages file unusable; "
+                      "ignored",
+                      d->domid, d->name);
+    return rc;
+}
+
 /* Load every domain; apply the restart rules (file-top comment). */
 static int load_domains(lxm__backend *b)
 {
@@ -955,6 +996,10 @@ static int load_domains(lxm__backend *b)
                           "sim: domain %u (%s): memory file unusable; "
                           "ignored",
                           domid, d->name);
+            dom_free(d);
+            continue;
+        }
+        if (load_extra(b, d)) {
             dom_free(d);
             continue;
         }
@@ -1577,6 +1622,8 @@ static int sim_rename(lxm__backend *b, uint32_t domid, const char *name)
  * page fault per page, which costs several times the hash itself and
  * sits in the downtime window of a verified migration.  MAP_SHARED
  * stores are in the page cache, so pread() sees exactly the mapping.
+ * Then the extra pages in pfn order, each as its pfn (u64 LE) and its
+ * bytes: without any, the digest is that of the memory file alone.
  * Called with d->wl_lock held.
  */
 static int digest_memory(lxm__backend *b, sim_dom *d, XXH128_hash_t *h_r)
@@ -1617,6 +1664,7 @@ static int digest_memory(lxm__backend *b, sim_dom *d, XXH128_hash_t *h_r)
         XXH3_128bits_update(st, buf, (size_t)n);
         off += (uint64_t)n;
     }
+    lxm__sim_extra_digest(&d->extra, st);
     *h_r = XXH3_128bits_digest(st);
     rc = 0;
 
@@ -1723,6 +1771,14 @@ static int save_report(saver *s)
     return 0;
 }
 
+/* Page pfn of d: in memory or among the extra pages (the caller only
+ * asks for pfns that exist). */
+static const uint8_t *dom_page(const sim_dom *d, uint64_t pfn)
+{
+    return pfn < d->npages ? d->mem + pfn * LXM_PAGE_SIZE
+                           : lxm__sim_extra_find(&d->extra, pfn);
+}
+
 static int save_flush(saver *s)
 {
     sim_dom *d = s->d;
@@ -1736,13 +1792,13 @@ static int save_flush(saver *s)
         for (i = 0; i < s->count; i++) {
             uint8_t *dst = s->buf + (size_t)i * LXM_PAGE_SIZE;
 
-            memcpy(dst, d->mem + s->pfns[i] * LXM_PAGE_SIZE, LXM_PAGE_SIZE);
+            memcpy(dst, dom_page(d, s->pfns[i]), LXM_PAGE_SIZE);
             s->pages[i] = dst;
         }
         pthread_mutex_unlock(&d->wl_lock);
     } else {
         for (i = 0; i < s->count; i++)
-            s->pages[i] = d->mem + s->pfns[i] * LXM_PAGE_SIZE;
+            s->pages[i] = dom_page(d, s->pfns[i]);
     }
     /* NOTAB pages: the pfn word is the pfn. */
     rc = lxm_stream_write_page_data(s->w, s->count, s->pfns, s->pages);
@@ -1759,15 +1815,20 @@ static int save_flush(saver *s)
     return save_report(s);
 }
 
-/* Send every pfn in s->set, ascending, and clear the set. */
-static int save_round(saver *s, uint32_t round, uint64_t nr_pages)
+/*
+ * Send every pfn in s->set, ascending, and clear the set; with extra,
+ * then every extra page (all above memory: the round stays ascending).
+ * nr_pages: how many pfns s->set holds.
+ */
+static int save_round(saver *s, uint32_t round, uint64_t nr_pages, bool extra)
 {
+    const lxm__sim_extra *x = &s->d->extra;
     size_t i;
     int rc;
 
     s->prog.round = round;
     s->prog.pages_sent = 0;
-    s->prog.pages_total = nr_pages;
+    s->prog.pages_total = nr_pages + (extra ? x->count : 0);
     rc = save_report(s);
     if (rc)
         return rc;
@@ -1784,6 +1845,14 @@ static int save_round(saver *s, uint32_t round, uint64_t nr_pages)
                 if (rc)
                     return rc;
             }
+        }
+    }
+    for (i = 0; extra && i < x->count; i++) {
+        s->pfns[s->count++] = x->pfns[i];
+        if (s->count == LXM_PAGE_DATA_MAX_PAGES) {
+            rc = save_flush(s);
+            if (rc)
+                return rc;
         }
     }
     return save_flush(s);
@@ -1838,7 +1907,7 @@ static int save_live(saver *s)
     size_t i;
     int rc;
 
-    /* Round 1: clear the log, send everything. */
+    /* Round 1: clear the log, send everything (extra pages too). */
     for (i = 0; i < s->d->dirty_words; i++)
         __atomic_store_n(&s->d->dirty[i], 0, __ATOMIC_RELEASE);
     memset(&st, 0, sizeof(st));
@@ -1846,7 +1915,7 @@ static int save_live(saver *s)
     save_set_all(s);
     t0 = now_ns();
     bytes0 = lxm_stream_writer_offset(s->w);
-    rc = save_round(s, round, s->d->npages);
+    rc = save_round(s, round, s->d->npages, true);
     if (rc)
         return rc;
 
@@ -1883,18 +1952,20 @@ static int save_live(saver *s)
         round++;
         t0 = now_ns();
         bytes0 = lxm_stream_writer_offset(s->w);
-        rc = save_round(s, round, dirty);
+        rc = save_round(s, round, dirty, false);
         if (rc)
             return rc;
     }
 
-    /* Stop and copy: what was dirty plus what got dirty since. */
+    /* Stop and copy: what was dirty plus what got dirty since, and the
+     * extra pages again (on real Xen the special pages change under
+     * pre-copy: the frozen copy is the one that counts). */
     rc = save_suspend(s);
     if (rc)
         return rc;
     dirty = save_collect(s);
     s->prog.dirty_pages = dirty;
-    return save_round(s, round + 1, dirty);
+    return save_round(s, round + 1, dirty, true);
 }
 
 static int sim_save(lxm__backend *b, uint32_t domid, int fd,
@@ -1972,7 +2043,7 @@ static int sim_save(lxm__backend *b, uint32_t domid, int fd,
         rc = save_suspend(&s);
         if (!rc) {
             save_set_all(&s);
-            rc = save_round(&s, 1, d->npages);
+            rc = save_round(&s, 1, d->npages, true);
         }
     }
     if (rc)
@@ -2116,6 +2187,37 @@ out:
     return rc;
 }
 
+/* A page beyond the domain's memory: keep it among its extra pages. */
+static int restore_extra(restorer *rs, const lxm_stream_event *ev)
+{
+    sim_dom *d = rs->d;
+    uint64_t pfn = ev->u.page.pfn;
+    int rc = lxm__sim_extra_put(&d->extra, pfn, ev->u.page.data);
+
+    if (rc == LXM_ERROR_INVAL)
+        LXM_LOG_ERROR(rs->b->lg,
+                      "sim: restore of domain %u (%s): pfn %#" PRIx64
+                      " at stream offset %" PRIu64 " is beyond its memory "
+                      "(%" PRIu64 " pages) and above the highest pfn the "
+                      "sim accepts (%#" PRIx64 ")",
+                      d->domid, d->name, pfn, ev->offset, d->npages,
+                      LXM__SIM_EXTRA_PFN_LIMIT - 1);
+    else if (rc == LXM_ERROR_UNSUPPORTED)
+        LXM_LOG_ERROR(rs->b->lg,
+                      "sim: restore of domain %u (%s): pfn %#" PRIx64
+                      " at stream offset %" PRIu64 " is beyond its memory "
+                      "(%" PRIu64 " pages) and the sim keeps at most %u "
+                      "such pages",
+                      d->domid, d->name, pfn, ev->offset, d->npages,
+                      LXM__SIM_EXTRA_MAX);
+    else if (rc)
+        LXM_LOG_ERROR(rs->b->lg,
+                      "sim: restore of domain %u (%s): cannot keep pfn "
+                      "%#" PRIx64 " at stream offset %" PRIu64 ": %s",
+                      d->domid, d->name, pfn, ev->offset, lxm_strerror(rc));
+    return rc;
+}
+
 static int restore_event(void *opaque, const lxm_stream_event *ev)
 {
     restorer *rs = opaque;
@@ -2141,15 +2243,8 @@ static int restore_event(void *opaque, const lxm_stream_event *ev)
         return 0;
 
     case LXM_EV_PAGE:
-        if (ev->u.page.pfn >= d->npages) {
-            LXM_LOG_ERROR(rs->b->lg,
-                          "sim: restore of domain %u (%s): pfn %#" PRIx64
-                          " at stream offset %" PRIu64 " is beyond "
-                          "its memory (%" PRIu64 " pages)",
-                          d->domid, d->name, ev->u.page.pfn, ev->offset,
-                          d->npages);
-            return LXM_ERROR_INVAL;
-        }
+        if (ev->u.page.pfn >= d->npages)
+            return restore_extra(rs, ev);
         memcpy(d->mem + ev->u.page.pfn * LXM_PAGE_SIZE, ev->u.page.data,
                LXM_PAGE_SIZE);
         return 0;
@@ -2168,6 +2263,7 @@ static int sim_restore(lxm__backend *b, int fd, const char *name,
 {
     lxm_stream_reader_opts ro;
     lxm_stream_reader *rd = NULL;
+    char path[PATH_MAX];
     restorer rs;
     int rc;
 
@@ -2198,6 +2294,12 @@ static int sim_restore(lxm__backend *b, int fd, const char *name,
         goto out;
     }
 
+    /* Before the state leaves INCOMING: a restart in between deletes
+     * the domain with its files. */
+    dom_path(b, rs.d->domid, "extra", path, sizeof(path));
+    rc = lxm__sim_extra_write(&rs.d->extra, path, b->lg);
+    if (rc)
+        goto out;
     rc = wl_start(b, rs.d);
     if (rc)
         goto out;
@@ -2211,8 +2313,8 @@ static int sim_restore(lxm__backend *b, int fd, const char *name,
     pthread_mutex_unlock(&b->lock);
     if (rc)
         goto out;
-    LXM_LOG_DEBUG(b->lg, "sim: restored domain %u (%s)", rs.d->domid,
-                  rs.d->name);
+    LXM_LOG_DEBUG(b->lg, "sim: restored domain %u (%s), %u extra pages",
+                  rs.d->domid, rs.d->name, rs.d->extra.count);
     if (domid_r)
         *domid_r = rs.d->domid;
 

@@ -266,7 +266,7 @@ static bool name_ok(const char *s)
 
 static int check_request(receiver *r, yajl_val req)
 {
-    const char *name = lxm__jstr(req, "name");
+    const char *name = lxm__jstr(req, "name"), *uuid;
     int64_t mem = lxm__jint(req, "memory_bytes", -1);
     lxm__host_info hi;
     lxm__domain_info di;
@@ -295,7 +295,14 @@ static int check_request(receiver *r, yajl_val req)
     }
     r->memory_bytes = (uint64_t)mem;
 
-    if (!r->ops->domain_info(r->b, r->name, &di)) {
+    /*
+     * A domain of that name is fine only when it is the VM itself: a
+     * migration to the same host (as xl allows), where the source copy
+     * becomes NAME--migratedaway before GO and ours takes the name.
+     */
+    uuid = lxm__jstr(req, "uuid");
+    if (!r->ops->domain_info(r->b, r->name, &di) &&
+        !(uuid && *uuid && !strcmp(uuid, di.uuid))) {
         rc = LXM_ERROR_EXISTS;
         set_error(r, rc, "a domain named %s already exists on %s (domid %u)",
                   r->name, r->rep->destination, di.domid);

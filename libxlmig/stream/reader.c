@@ -54,6 +54,8 @@ struct lxm_stream_reader {
 
     lxm__grammar g;
     reader_state st;
+    int callback_rc; /* last callback result: its failure is not logged
+                      * again here */
     uint64_t offset; /* stream bytes consumed */
     lxm_stream_error err;
 
@@ -112,8 +114,11 @@ static int fail(lxm_stream_reader *r, int rc, uint64_t offset, bool in_record,
     va_end(ap);
     r->st = ST_ERROR;
 
-    lxm_stream_error_format(e, r->name, line, sizeof(line));
-    LXM_LOG_ERROR(r->opts.logger, "%s", line);
+    /* A callback's own failure was reported by whoever detected it. */
+    if (rc != r->callback_rc) {
+        lxm_stream_error_format(e, r->name, line, sizeof(line));
+        LXM_LOG_ERROR(r->opts.logger, "%s", line);
+    }
     return rc;
 }
 
@@ -222,6 +227,7 @@ static int emit(lxm_stream_reader *r, lxm_stream_event *ev)
         return 0;
     ev->layer = r->layer;
     rc = r->opts.callback(r->opts.opaque, ev);
+    r->callback_rc = rc;
     if (rc)
         return fail(r, rc, ev->offset,
                     ev->kind != LXM_EV_XL_HEADER &&

@@ -768,6 +768,7 @@ int main(int argc, char **argv)
                       lxm_strerror(rc));
         goto out;
     }
+    xlmigd_cleanup_incoming(d);
     rc = d->ops->host_info(d->b, &hi);
     if (rc) {
         LXM_LOG_ERROR(d->lg, "cannot read host info: %s", lxm_strerror(rc));

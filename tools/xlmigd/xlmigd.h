@@ -109,6 +109,10 @@ int xlmigd_control_request(xlmigd_conn *xc, const lxm__frame *f);
 
 /* xlmigd_peer.c: serve an incoming migration whose MIGRATE frame is f.
  * The connection is closed afterwards. */
+/* Destroy domains left by incoming migrations this agent was doing when
+ * it died (markers in <state-dir>/incoming/).  Call once after the
+ * backend is open. */
+void xlmigd_cleanup_incoming(xlmigd *d);
 void xlmigd_peer_migrate(xlmigd_conn *xc, const lxm__frame *f);
 
 /* xlmigd_peer.c: parse LXM_FAULT (NULL ok).  LXM_ERROR_INVAL with a

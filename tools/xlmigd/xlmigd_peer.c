@@ -14,21 +14,118 @@
  * killed: _exit(137), nothing cleaned up) or drop its peer connection
  * once a migration has moved a given number of stream bytes.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "xlmigd.h"
 
+/* ---- markers of incoming migrations -------------------------------- */
+
+/*
+ * While a migration comes in, <state-dir>/incoming/NAME--incoming says
+ * so.  If this agent dies mid-way (killed, crashed), the half-built
+ * domain would outlive it under libxl (it lives in the hypervisor), so
+ * the next start destroys every domain a marker names.  Only our own
+ * markers count: an `xl migrate-receive` beside us uses the same
+ * --incoming suffix and must be left alone.
+ */
+/* state dir + "/incoming/" + a d_name or NAME--incoming */
+#define MARKER_PATH_MAX (PATH_MAX + 512)
+
+static bool marker_name_ok(const char *name)
+{
+    const char *p;
+
+    if (!name || !*name || strlen(name) >= LXM__NAME_MAX - 16 || name[0] == '.')
+        return false;
+    for (p = name; *p; p++) {
+        if (!isalnum((unsigned char)*p) && !strchr("-_.", *p))
+            return false;
+    }
+    return true;
+}
+
+static void marker_path(const xlmigd *d, const char *name, char *buf,
+                        size_t len)
+{
+    snprintf(buf, len, "%s/incoming/%s--incoming", d->state_dir, name);
+}
+
+static bool marker_create(xlmigd *d, const char *name, const char *peer)
+{
+    char path[MARKER_PATH_MAX], dir[MARKER_PATH_MAX];
+    FILE *fp;
+
+    if (!marker_name_ok(name))
+        return false;
+    snprintf(dir, sizeof(dir), "%s/incoming", d->state_dir);
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        LXM_LOG_ERRNO(d->lg, "cannot create %s", dir);
+        return false;
+    }
+    marker_path(d, name, path, sizeof(path));
+    fp = fopen(path, "w");
+    if (!fp) {
+        LXM_LOG_ERRNO(d->lg, "cannot create %s", path);
+        return false;
+    }
+    fprintf(fp, "%s\n", peer);
+    fclose(fp);
+    return true;
+}
+
+static void marker_remove(xlmigd *d, const char *name)
+{
+    char path[MARKER_PATH_MAX];
+
+    marker_path(d, name, path, sizeof(path));
+    if (unlink(path) && errno != ENOENT)
+        LXM_LOG_ERRNO(d->lg, "cannot remove %s", path);
+}
+
+void xlmigd_cleanup_incoming(xlmigd *d)
+{
+    char dir[MARKER_PATH_MAX], path[2 * MARKER_PATH_MAX];
+    lxm__domain_info info;
+    struct dirent *e;
+    DIR *dp;
+    int rc;
+
+    snprintf(dir, sizeof(dir), "%s/incoming", d->state_dir);
+    dp = opendir(dir);
+    if (!dp)
+        return;
+    while ((e = readdir(dp))) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (!d->ops->domain_info(d->b, e->d_name, &info)) {
+            rc = d->ops->destroy(d->b, info.domid);
+            lxm__log(d->lg, rc ? XTL_ERROR : XTL_WARN, -1,
+                     "%s half-received domain %s (domid %" PRIu32
+                     ") left by an interrupted incoming migration%s%s",
+                     rc ? "cannot destroy" : "destroyed", e->d_name, info.domid,
+                     rc ? ": " : "", rc ? lxm_strerror(rc) : "");
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(dp);
+}
+
 void xlmigd_peer_migrate(xlmigd_conn *xc, const lxm__frame *f)
 {
+    bool marked;
     xlmigd *d = xc->d;
     lxm__migrate_opts opts;
     lxm__migrate_report rep;
@@ -58,7 +155,10 @@ void xlmigd_peer_migrate(xlmigd_conn *xc, const lxm__frame *f)
     lxm__log(d->lg, XTL_INFO, -1, "incoming migration of %s from %s",
              name ? name : "?", xc->peer);
     memset(&rep, 0, sizeof(rep));
+    marked = marker_create(d, name, xc->peer);
     rc = lxm__migrate_receive(d->ops, d->b, xc->c, req, &opts, &rep);
+    if (marked)
+        marker_remove(d, name);
     if (rc)
         lxm__log(d->lg, XTL_ERROR, -1,
                  "incoming migration of %s from %s: %s: %s", name ? name : "?",
