@@ -4,6 +4,8 @@
 # Corpora: real Xen 4.17 `xl save` images from ../shared/xen-streams
 # (when present) and synthetic streams made here.  Every figure that is
 # compared is measured in this same run; only ratios are meant to be read.
+# Sections: the stream reader (bench/reader), then live migration
+# between two sim agents (bench/migrate.sh, with bench/tcp-floor).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,4 +60,9 @@ runs; the reader is fed 64 KiB chunks, as from a pipe).
 $reader_table
 HDR
 } > "$out"
+
+# Live migration: bench/migrate.sh starts and stops its own agents.
+echo "bench: live migration (two sim agents, about 3 minutes)..." >&2
+migrate_section=$(bash "$top/bench/migrate.sh")
+printf '%s\n' "$migrate_section" >> "$out"
 echo "bench: wrote $out" >&2
