@@ -115,6 +115,13 @@ typedef struct lxm__check {
     char msg[200];
 } lxm__check;
 
+/*
+ * A size as users type it: decimal digits with an optional K, M or G
+ * suffix (powers of 1024, either case).  false on anything else or on
+ * overflow (parse.c).
+ */
+_hidden bool lxm__parse_size(const char *s, uint64_t *bytes_r);
+
 /* Fill *c and return rc (a negative LXM_ERROR_STREAM_*). */
 _hidden int lxm__check_fail(lxm__check *c, int rc, uint32_t at, const char *fmt,
                             ...) LXM_PRINTF(4, 5);

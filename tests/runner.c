@@ -16,6 +16,7 @@ int main(void)
     int failed;
 
     sr = srunner_create(lxm_test_records_suite());
+    srunner_add_suite(sr, lxm_test_parse_suite());
     srunner_add_suite(sr, lxm_test_reader_suite());
     srunner_add_suite(sr, lxm_test_writer_suite());
     srunner_add_suite(sr, lxm_test_stats_suite());

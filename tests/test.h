@@ -16,6 +16,7 @@
 #include "libxlmig_internal.h"
 
 Suite *lxm_test_records_suite(void);
+Suite *lxm_test_parse_suite(void);
 Suite *lxm_test_reader_suite(void);
 Suite *lxm_test_writer_suite(void);
 Suite *lxm_test_stats_suite(void);

@@ -129,10 +129,8 @@ int xlmig_main_sim_destroy(const struct cmd_spec *spec, int argc, char **argv);
 int xlmig_main_migrate(const struct cmd_spec *spec, int argc, char **argv);
 
 /* xlmig_domain.c: argument parsing shared by the agent commands.  A
- * decimal number without sign, at most max; a size with an optional
- * K, M or G suffix (powers of 1024). */
+ * decimal number without sign, at most max.  (Sizes: lxm__parse_size.) */
 bool xlmig_parse_u64(const char *s, uint64_t max, uint64_t *val_r);
-bool xlmig_parse_size(const char *s, uint64_t *bytes_r);
 
 /* ---- xlmig_client.c: talking to an agent ---- */
 

@@ -8,7 +8,7 @@
  *   sim-destroy  destroy a simulated domain
  *
  * Also the argument parsers the agent commands share:
- * xlmig_parse_u64(), xlmig_parse_size().
+ * xlmig_parse_u64().
  *
  * With --json the agent's REPLY is printed as it came (one JSON object
  * a line); the keys are listed in transport/proto.h and xlmig(1).
@@ -38,43 +38,6 @@ bool xlmig_parse_u64(const char *s, uint64_t max, uint64_t *val_r)
     if (errno || *end || v > max)
         return false;
     *val_r = v;
-    return true;
-}
-
-bool xlmig_parse_size(const char *s, uint64_t *bytes_r)
-{
-    unsigned long long v;
-    unsigned int shift = 0;
-    char *end;
-
-    if (!*s || *s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno)
-        return false;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        shift = 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        shift = 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        shift = 30;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (*end || v > (UINT64_MAX >> shift))
-        return false;
-    *bytes_r = (uint64_t)v << shift;
     return true;
 }
 
@@ -245,7 +208,7 @@ int xlmig_main_sim_create(const struct cmd_spec *spec, int argc, char **argv)
             xlmig_host = arg;
             break;
         case XLMIG_OPT_MEMORY:
-            if (!xlmig_parse_size(arg, &memory) || !memory || memory % 4096)
+            if (!lxm__parse_size(arg, &memory) || !memory || memory % 4096)
                 return xlmig_usage_error(spec->name,
                                          "bad --memory '%s' (a multiple of"
                                          " 4K, e.g. 256M)",
@@ -266,7 +229,7 @@ int xlmig_main_sim_create(const struct cmd_spec *spec, int argc, char **argv)
                                          arg);
             break;
         case XLMIG_OPT_WORKING_SET:
-            if (!xlmig_parse_size(arg, &wset) || wset > INT64_MAX)
+            if (!lxm__parse_size(arg, &wset) || wset > INT64_MAX)
                 return xlmig_usage_error(spec->name, "bad --working-set '%s'",
                                          arg);
             break;

@@ -57,46 +57,6 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *val_r)
     return true;
 }
 
-/* A size: a number with an optional K, M or G suffix (powers of 1024). */
-static bool parse_size(const char *s, uint64_t *bytes_r)
-{
-    unsigned long long v;
-    unsigned int shift = 0;
-    char *end;
-
-    if (!*s || *s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno)
-        return false;
-    switch (*end) {
-    case '\0':
-        break;
-    case 'k':
-    case 'K':
-        shift = 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        shift = 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        shift = 30;
-        end++;
-        break;
-    default:
-        return false;
-    }
-    if (*end || v > (UINT64_MAX >> shift))
-        return false;
-    *bytes_r = (uint64_t)v << shift;
-    return true;
-}
-
 static const char *format_name(lxm_stream_format fmt)
 {
     switch (fmt) {
@@ -602,7 +562,7 @@ int xlmig_main_stream_synth(const struct cmd_spec *spec, int argc, char **argv)
             }
             break;
         case XLMIG_OPT_MEMORY:
-            if (!parse_size(arg, &v))
+            if (!lxm__parse_size(arg, &v))
                 return xlmig_usage_error(spec->name,
                                          "--memory: '%s' is not"
                                          " a size",

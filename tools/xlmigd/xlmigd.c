@@ -132,44 +132,6 @@ static int usage_error(const char *fmt, ...)
     return 2;
 }
 
-/* A size: a number with an optional K, M or G suffix (powers of 1024). */
-static bool parse_size(const char *s, uint64_t *bytes_r)
-{
-    unsigned long long v;
-    unsigned int shift = 0;
-    char *end;
-
-    if (!*s || *s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno)
-        return false;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        shift = 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        shift = 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        shift = 30;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (*end || v > (UINT64_MAX >> shift))
-        return false;
-    *bytes_r = (uint64_t)v << shift;
-    return true;
-}
-
 /* path made absolute against the cwd (we chdir("/") when daemonizing). */
 static int absolute_path(const char *path, char *out, size_t len)
 {
@@ -239,7 +201,7 @@ static int parse_options(int argc, char **argv, options *o)
             o->foreground = true;
             break;
         case OPT_SIM_MEMORY:
-            if (!parse_size(optarg, &o->sim_memory) || !o->sim_memory)
+            if (!lxm__parse_size(optarg, &o->sim_memory) || !o->sim_memory)
                 return usage_error("bad --sim-memory '%s'", optarg);
             break;
         case OPT_HOSTNAME:
