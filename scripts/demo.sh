@@ -113,6 +113,9 @@ heading "4. Report"
 printf '%-6s %-4s %-4s %9s %11s %7s %10s %-9s %s\n' NAME FROM TO TOTAL_MS \
     DOWNTIME_MS ROUNDS MB_WIRE STATUS DIGEST_OK
 printf '%s\n' "${rows[@]}"
+echo "(DOWNTIME_MS includes the memory-digest check that proves nothing was lost:"
+echo " one pass over guest memory on each side while the VM is paused; add"
+echo " --no-verify to migrate without it, see docs/benchmarks.md.)"
 
 heading "5. Where the VMs run now (each in exactly one place)"
 for h in h1 h2 h3; do
