@@ -629,16 +629,22 @@ static int libxl_domain_info_op(lxm__backend *b, const char *name_or_id,
     info_from_dominfo(b, &d, info_r);
     libxl_dominfo_dispose(&d);
 
-    /* The refusal reasons come from the configuration. */
+    /*
+     * The refusal reasons come from the configuration.  A domain half
+     * way through creation (a restore an agent crash interrupted) has
+     * none yet: it still exists, with what dominfo says, so that it can
+     * be found and destroyed; anything that needs its configuration
+     * (a save) fails later with its own error.
+     */
     libxl_domain_config_init(&cfg);
     r = libxl_retrieve_domain_configuration(b->ctx, domid, &cfg, NULL);
     if (r) {
-        LXM_LOG_ERROR(b->lg,
-                      "cannot retrieve the configuration of domain %s"
-                      " (domid %" PRIu32 "): %s",
-                      info_r->name, domid, xl_err(r));
+        lxm__log(b->lg, XTL_WARN, -1,
+                 "no configuration for domain %s (domid %" PRIu32
+                 ", being created or destroyed?): %s",
+                 info_r->name, domid, xl_err(r));
         libxl_domain_config_dispose(&cfg);
-        return map_rc(r);
+        return 0;
     }
     info_r->nr_pci = (uint32_t)(cfg.num_pcidevs > 0 ? cfg.num_pcidevs : 0);
     info_r->nr_vusb = (uint32_t)((cfg.num_usbctrls > 0 ? cfg.num_usbctrls : 0) +
