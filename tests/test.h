@@ -74,6 +74,19 @@ char *lxm_test_write_tmp(const void *buf, size_t len, const char *suffix);
 int lxm_test_verify_stream(const char *path, const char *fmt, bool verbose,
                            char **out_r);
 
+/*
+ * A xentoollog_logger capturing error-level messages: the first (the one
+ * a failure is about) and the last, and how many.  Init before use.
+ */
+typedef struct lxm_test_logger {
+    xentoollog_logger vtable;
+    char first[512];
+    char last[512];
+    int errors;
+} lxm_test_logger;
+
+void lxm_test_logger_init(lxm_test_logger *c);
+
 /* Path of the built xlmig binary (env LXM_XLMIG, set by the Makefile). */
 const char *lxm_test_xlmig_path(void);
 /* Run a shell command line; *out_r gets stdout (caller frees); returns

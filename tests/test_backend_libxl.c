@@ -26,42 +26,6 @@
 
 #ifdef LXM_HAVE_LIBXL_BACKEND
 
-typedef struct cap_logger {
-    xentoollog_logger vtable;
-    char last[512];
-    int errors;
-} cap_logger;
-
-static void cap_vmessage(xentoollog_logger *lg, xentoollog_level level,
-                         int errnoval, const char *context, const char *fmt,
-                         va_list ap) LXM_PRINTF(5, 0);
-static void cap_vmessage(xentoollog_logger *lg, xentoollog_level level,
-                         int errnoval, const char *context, const char *fmt,
-                         va_list ap)
-{
-    cap_logger *c = (cap_logger *)lg;
-
-    (void)errnoval;
-    (void)context;
-    if (level < XTL_ERROR)
-        return;
-    vsnprintf(c->last, sizeof(c->last), fmt, ap);
-    c->errors++;
-}
-
-static void cap_progress(xentoollog_logger *lg, const char *context,
-                         const char *doing_what, int percent,
-                         unsigned long done, unsigned long total)
-{
-    (void)lg, (void)context, (void)doing_what, (void)percent, (void)done;
-    (void)total;
-}
-
-static void cap_destroy(xentoollog_logger *lg)
-{
-    (void)lg;
-}
-
 START_TEST(test_ops_complete)
 {
     const lxm__backend_ops *o = &lxm__backend_libxl_ops;
@@ -90,11 +54,12 @@ END_TEST
 
 START_TEST(test_open_without_xen)
 {
-    cap_logger cl = { .vtable = { cap_vmessage, cap_progress, cap_destroy } };
+    lxm_test_logger cl;
     lxm__backend_opts opts = { .logger = &cl.vtable };
     lxm__backend *b = (lxm__backend *)&cl; /* must be reset to NULL */
     int rc;
 
+    lxm_test_logger_init(&cl);
     rc = lxm__backend_libxl_ops.open(&opts, &b);
     if (access("/proc/xen/capabilities", F_OK) == 0) {
         lxm__host_info hi;

@@ -72,43 +72,6 @@ static void remove_dir(char *path)
     free(path);
 }
 
-/* A logger keeping the first error (the one the failure is about). */
-typedef struct cap_logger {
-    xentoollog_logger vtable;
-    char first[512];
-    int errors;
-} cap_logger;
-
-static void cap_vmessage(xentoollog_logger *lg, xentoollog_level level,
-                         int errnoval, const char *context, const char *fmt,
-                         va_list ap) LXM_PRINTF(5, 0);
-static void cap_vmessage(xentoollog_logger *lg, xentoollog_level level,
-                         int errnoval, const char *context, const char *fmt,
-                         va_list ap)
-{
-    cap_logger *c = (cap_logger *)lg;
-
-    (void)errnoval;
-    (void)context;
-    if (level < XTL_ERROR)
-        return;
-    if (!c->errors++)
-        vsnprintf(c->first, sizeof(c->first), fmt, ap);
-}
-
-static void cap_progress(xentoollog_logger *lg, const char *context,
-                         const char *doing_what, int percent,
-                         unsigned long done, unsigned long total)
-{
-    (void)lg, (void)context, (void)doing_what, (void)percent, (void)done;
-    (void)total;
-}
-
-static void cap_destroy(xentoollog_logger *lg)
-{
-    (void)lg;
-}
-
 /* lg: NULL ok, borrowed. */
 static lxm__backend *open_host_lg(const char *dir, uint64_t memory,
                                   xentoollog_logger *lg)
@@ -1151,9 +1114,9 @@ static void limit_digest(const char *dir, uint32_t domid,
 START_TEST(test_extra_limits)
 {
     const struct limit_case *lc = &limit_cases[_i];
-    cap_logger cl = { .vtable = { cap_vmessage, cap_progress, cap_destroy } };
+    lxm_test_logger cl;
     char *d1 = make_dir(), *d2 = make_dir();
-    lxm__backend *b = open_host_lg(d1, 0, &cl.vtable), *dst;
+    lxm__backend *b, *dst;
     lxm_test_buf s = { 0 };
     lxm_stream_summary sum;
     lxm__save_params sp;
@@ -1165,6 +1128,8 @@ START_TEST(test_extra_limits)
     char *path;
     int rc;
 
+    lxm_test_logger_init(&cl);
+    b = open_host_lg(d1, 0, &cl.vtable);
     limit_stream(lc, &s);
     rc = restore_mem(b, s.data, s.len, NULL, &domid);
     lxm_test_buf_dispose(&s);
@@ -1215,8 +1180,7 @@ START_TEST(test_extra_limits)
     ck_assert(asprintf(&path, "%s/dom-%u.extra", d1, domid) > 0);
     ck_assert_int_eq(truncate(path, 16 + 8 * 4096 + 4096 * 4095), 0);
     free(path);
-    memset(&cl, 0, sizeof(cl));
-    cl.vtable = (xentoollog_logger){ cap_vmessage, cap_progress, cap_destroy };
+    lxm_test_logger_init(&cl);
     b = open_host_lg(d1, 0, &cl.vtable);
     ck_assert_int_eq(count_domains(b), 0);
     ck_assert_msg(strstr(cl.first, "size does not match"), "error \"%s\"",
@@ -1253,7 +1217,7 @@ START_TEST(test_restore_xen_image)
 {
     const struct xen_image *xi = &xen_images[_i];
     const char *sd = lxm_test_shared_streams_dir();
-    cap_logger cl = { .vtable = { cap_vmessage, cap_progress, cap_destroy } };
+    lxm_test_logger cl;
     char *d1, *d2, *tmp, *cmd = NULL;
     lxm__backend *src, *dst;
     lxm__domain_info info;
@@ -1274,6 +1238,7 @@ START_TEST(test_restore_xen_image)
     }
     d1 = make_dir();
     d2 = make_dir();
+    lxm_test_logger_init(&cl);
     src = open_host_lg(d1, 0, &cl.vtable);
     dst = open_host(d2, 0);
 

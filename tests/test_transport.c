@@ -43,51 +43,6 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-/* A logger keeping the last error line. */
-typedef struct cap_logger {
-    xentoollog_logger vtable;
-    char last[512];
-    int count;
-} cap_logger;
-
-static void cap_vmessage(xentoollog_logger *lg, xentoollog_level level,
-                         int errnoval, const char *context, const char *fmt,
-                         va_list ap) LXM_PRINTF(5, 0);
-static void cap_vmessage(xentoollog_logger *lg, xentoollog_level level,
-                         int errnoval, const char *context, const char *fmt,
-                         va_list ap)
-{
-    cap_logger *c = (cap_logger *)lg;
-
-    (void)errnoval;
-    (void)context;
-    if (level < XTL_ERROR)
-        return;
-    vsnprintf(c->last, sizeof(c->last), fmt, ap);
-    c->count++;
-}
-
-static void cap_progress(xentoollog_logger *lg, const char *context,
-                         const char *doing_what, int percent,
-                         unsigned long done, unsigned long total)
-{
-    (void)lg, (void)context, (void)doing_what, (void)percent, (void)done;
-    (void)total;
-}
-
-static void cap_destroy(xentoollog_logger *lg)
-{
-    (void)lg;
-}
-
-static void cap_init(cap_logger *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->vtable.vmessage = cap_vmessage;
-    c->vtable.progress = cap_progress;
-    c->vtable.destroy = cap_destroy;
-}
-
 static uint64_t ms_now(void)
 {
     struct timespec ts;
@@ -308,7 +263,7 @@ START_TEST(test_over_cap)
 {
     struct mallinfo2 m0, m1;
     lxm__conn *a, *b;
-    cap_logger cl;
+    lxm_test_logger cl;
     lxm__frame f;
     bool can_measure;
     void *probe;
@@ -321,7 +276,7 @@ START_TEST(test_over_cap)
                                m0.hblkhd + m0.uordblks + LXM__FRAME_MAX;
     free(probe);
 
-    cap_init(&cl);
+    lxm_test_logger_init(&cl);
     pair(&a, &b, 2000, &cl.vtable);
     m0 = mallinfo2();
     /* Only the header: if the receiver tried to read a payload it
@@ -349,10 +304,10 @@ END_TEST
 START_TEST(test_bad_headers)
 {
     lxm__conn *a, *b;
-    cap_logger cl;
+    lxm_test_logger cl;
     lxm__frame f;
 
-    cap_init(&cl);
+    lxm_test_logger_init(&cl);
     pair(&a, &b, 2000, &cl.vtable);
 
     raw_hdr(a, 2, LXM__MSG_REPLY, 0, 0, 1);
@@ -404,10 +359,10 @@ END_TEST
 START_TEST(test_eof)
 {
     lxm__conn *a, *b;
-    cap_logger cl;
+    lxm_test_logger cl;
     lxm__frame f;
 
-    cap_init(&cl);
+    lxm_test_logger_init(&cl);
 
     /* Clean close between frames. */
     pair(&a, &b, 2000, &cl.vtable);
@@ -459,11 +414,11 @@ END_TEST
 START_TEST(test_timeout)
 {
     lxm__conn *a, *b;
-    cap_logger cl;
+    lxm_test_logger cl;
     lxm__frame f;
     uint64_t t0, dt;
 
-    cap_init(&cl);
+    lxm_test_logger_init(&cl);
     pair(&a, &b, 200, &cl.vtable);
     t0 = ms_now();
     ck_assert_int_eq(lxm__conn_recv(b, &f), LXM_ERROR_TIMEOUT);
@@ -502,12 +457,12 @@ END_TEST
 START_TEST(test_connect_timeout)
 {
     char bound[64];
-    cap_logger cl;
+    lxm_test_logger cl;
     lxm__conn *c = NULL;
     int lfd, fill[8], i, n = 0, rc;
     uint64_t t0, dt;
 
-    cap_init(&cl);
+    lxm_test_logger_init(&cl);
     ck_assert_int_eq(
         lxm__conn_listen("127.0.0.1:0", &lfd, bound, sizeof(bound), NULL), 0);
     /* Fill the accept queue (backlog 0); later SYNs are dropped. */
@@ -776,7 +731,7 @@ START_TEST(test_hello)
     lxm__conn *a, *b;
     hello_arg h = { 0 };
     pthread_t t;
-    cap_logger cl;
+    lxm_test_logger cl;
     yajl_val v = NULL;
     lxm__frame f;
     yajl_gen g;
@@ -799,7 +754,7 @@ START_TEST(test_hello)
     lxm__conn_free(b);
 
     /* A peer from the future. */
-    cap_init(&cl);
+    lxm_test_logger_init(&cl);
     pair(&a, &b, 2000, &cl.vtable);
     g = lxm__json_new();
     lxm__json_int(g, "proto", 99);
@@ -834,12 +789,12 @@ END_TEST
 START_TEST(test_expect)
 {
     lxm__conn *a, *b;
-    cap_logger cl;
+    lxm_test_logger cl;
     char err[128];
     yajl_val v;
     yajl_gen g;
 
-    cap_init(&cl);
+    lxm_test_logger_init(&cl);
     pair(&a, &b, 2000, &cl.vtable);
 
     /* ERROR instead of ACCEPT: PEER with the peer's message. */
@@ -909,7 +864,7 @@ START_TEST(test_addresses)
     static const char *const bad[] = {
         "::1:80", "[::1", "[::1]80", "h:99999", "h:abc", "h:", "[]:80", "h:-1",
     };
-    cap_logger cl;
+    lxm_test_logger cl;
     lxm__conn *c;
     size_t i;
     int fd;
@@ -921,7 +876,7 @@ START_TEST(test_addresses)
     ck_assert(!lxm__addr_is_unix("[::1]:8702"));
     ck_assert(!lxm__addr_is_unix(NULL));
 
-    cap_init(&cl);
+    lxm_test_logger_init(&cl);
     for (i = 0; i < LXM_ARRAY_SIZE(bad); i++) {
         ck_assert_msg(lxm__conn_connect(bad[i], 100, &cl.vtable, &c) ==
                           LXM_ERROR_INVAL,
@@ -946,7 +901,7 @@ START_TEST(test_tcp_forms)
 {
     char bound[64], addr[160];
     lxm__conn *c, *s;
-    cap_logger cl;
+    lxm_test_logger cl;
     int lfd, rc;
 
     /* ":PORT" is 127.0.0.1. */
@@ -971,7 +926,7 @@ START_TEST(test_tcp_forms)
     close(lfd);
 
     /* Refused, with the one-line message. */
-    cap_init(&cl);
+    lxm_test_logger_init(&cl);
     ck_assert_int_eq(lxm__conn_connect(bound, 1000, &cl.vtable, &c),
                      LXM_ERROR_CONNECT);
     snprintf(addr, sizeof(addr), "cannot connect to %s: connection refused",
@@ -1021,7 +976,7 @@ START_TEST(test_unix)
     struct sockaddr_un un;
     struct stat st;
     lxm__conn *c, *s;
-    cap_logger cl;
+    lxm_test_logger cl;
     int lfd, lfd2, fd;
 
     tmpdir(dir, sizeof(dir));
@@ -1044,7 +999,7 @@ START_TEST(test_unix)
     lxm__conn_free(s);
 
     /* A live agent's socket is not stolen. */
-    cap_init(&cl);
+    lxm_test_logger_init(&cl);
     ck_assert_int_eq(lxm__conn_listen(path, &lfd2, NULL, 0, &cl.vtable),
                      LXM_ERROR_EXISTS);
     ck_assert_msg(strstr(cl.last, "another process is listening"), "%s",

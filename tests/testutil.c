@@ -343,3 +343,44 @@ const char *lxm_test_xlmig_path(void)
  * indent-tabs-mode: nil
  * End:
  */
+
+/* ---- a capturing logger -------------------------------------------- */
+
+static void cap_vmessage(xentoollog_logger *lg, xentoollog_level level,
+                         int errnoval, const char *context, const char *fmt,
+                         va_list ap) LXM_PRINTF(5, 0);
+static void cap_vmessage(xentoollog_logger *lg, xentoollog_level level,
+                         int errnoval, const char *context, const char *fmt,
+                         va_list ap)
+{
+    lxm_test_logger *c = (lxm_test_logger *)lg;
+
+    (void)errnoval;
+    (void)context;
+    if (level < XTL_ERROR)
+        return;
+    vsnprintf(c->last, sizeof(c->last), fmt, ap);
+    if (!c->errors++)
+        memcpy(c->first, c->last, sizeof(c->first));
+}
+
+static void cap_progress(xentoollog_logger *lg, const char *context,
+                         const char *doing_what, int percent,
+                         unsigned long done, unsigned long total)
+{
+    (void)lg, (void)context, (void)doing_what, (void)percent, (void)done;
+    (void)total;
+}
+
+static void cap_destroy(xentoollog_logger *lg)
+{
+    (void)lg;
+}
+
+void lxm_test_logger_init(lxm_test_logger *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->vtable.vmessage = cap_vmessage;
+    c->vtable.progress = cap_progress;
+    c->vtable.destroy = cap_destroy;
+}
