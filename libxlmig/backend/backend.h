@@ -93,7 +93,32 @@ typedef struct lxm__save_params {
     uint32_t max_rounds;      /* bound for every policy, default 30 */
     uint32_t converge_rounds; /* SUSPEND/ABORT: non-converging
                                   * rounds tolerated, default 5 */
+    /* Addition (issue 6): the host's stop-and-copy gate, NULL ok
+     * (borrowed).  A backend that owns the pre-copy loop takes it
+     * before it pauses the guest: when another migration from this
+     * host holds it, the loop keeps doing live rounds (within
+     * max_rounds) and then waits for it.  The migration engine releases
+     * it once the destination confirms RUNNING or the source resumes,
+     * so downtime windows of parallel migrations never overlap. */
+    struct lxm__stopcopy_gate *gate;
 } lxm__save_params;
+
+/*
+ * The stop-and-copy gate (migrate/gate.c), one per host agent: at most
+ * `slots` migrations of this host are paused at once (default 1).
+ * Lock order: the gate's lock is a leaf.  try_take returns true when
+ * taken; take waits (cancel: NULL ok, polled every 10 ms; returns
+ * LXM_ERROR_ABORTED when *cancel becomes non-zero).
+ */
+typedef struct lxm__stopcopy_gate lxm__stopcopy_gate;
+int lxm__stopcopy_gate_new(unsigned int slots, lxm__stopcopy_gate **g_r);
+void lxm__stopcopy_gate_free(lxm__stopcopy_gate *g); /* NULL ok */
+bool lxm__stopcopy_gate_try_take(lxm__stopcopy_gate *g);
+int lxm__stopcopy_gate_take(lxm__stopcopy_gate *g, volatile int *cancel);
+void lxm__stopcopy_gate_release(lxm__stopcopy_gate *g);
+/* Migrations that waited for the gate, and the ms they waited (stats). */
+void lxm__stopcopy_gate_stats(lxm__stopcopy_gate *g, uint64_t *waits_r,
+                              uint64_t *wait_ms_r);
 
 void lxm__save_params_init(lxm__save_params *p);
 

@@ -75,6 +75,8 @@ const char *lxm_strerror(int rc)
         return "timed out";
     case LXM_ERROR_REFUSED:
         return "refused";
+    case LXM_ERROR_CORRUPT:
+        return "corrupt compressed data";
     default:
         return "unknown error";
     }

@@ -94,6 +94,10 @@ typedef enum lxm_error {
     LXM_ERROR_PEER = -46,        /* the peer reported a failure */
     LXM_ERROR_TIMEOUT = -47,
     LXM_ERROR_REFUSED = -48, /* a pre-check or policy refused */
+
+    /* Codecs (compressed frames and files). */
+    LXM_ERROR_CORRUPT = -60, /* checksum mismatch, bad token, frame out
+                              * of order, or data that does not decode */
 } lxm_error;
 
 /* Static string describing rc (never NULL, also for unknown codes). */
