@@ -4,7 +4,7 @@
  * scheduler that runs the plan.
  *
  * One file per concern:
- *   xapi_conf.c  /etc/xapi.conf + and /etc/xapi.conf.d/ (evacuation-batch-size)
+ *   xapi_conf.c  /etc/xapi.conf, then /etc/xapi.conf.d/ (evacuation-batch-size)
  *   pool.c       the pool file (/etc/xlmig/pool.conf)
  *   precheck.c   can this VM go to that host?  (pure)
  *   planner.c    which host does each VM go to?  (pure, deterministic)
