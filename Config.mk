@@ -12,6 +12,7 @@
 #                  to compile and link.  Default empty.
 #   CC=            C compiler.  Default gcc.
 #   LIBXL=y|n      build the libxl backend (needs libxen-dev).  Default y.
+#   ISAL=y|n LIBDEFLATE=y|n   fast zlib-format codecs.  Default y.
 #   PREFIX=        install prefix.  Default /usr/local.
 #   DESTDIR=       staging root for `make install`.
 #   V=1            print full command lines instead of `  CC  path.o`.
@@ -60,16 +61,40 @@ LXM_MICRO := 0
 LXM_VERSION := $(LXM_MAJOR).$(LXM_MINOR).$(LXM_MICRO)
 
 # pkg-config modules.  The library's are needed by everything that
-# links it; add zlib libzstd liblz4 here when the codecs land.
-PKG_LIBXLMIG := xentoollog yajl libxxhash
+# links it.
+PKG_LIBXLMIG := xentoollog yajl libxxhash zlib libzstd liblz4
 PKG_TESTS := check
+
+# Fast producers/decoders of the zlib format (libxlmig/codec/block.c):
+# ISAL=y encodes with ISA-L igzip (libisal-dev), LIBDEFLATE=y decodes
+# (and, without ISA-L, encodes) with libdeflate (libdeflate-dev).  With
+# both n, stock zlib does everything; the format is the same.
+ISAL ?= y
+LIBDEFLATE ?= y
+ifeq ($(ISAL),y)
+PKG_LIBXLMIG += libisal
+LXM_FEATURES += -DLXM_HAVE_ISAL
+endif
+ifeq ($(LIBDEFLATE),y)
+PKG_LIBXLMIG += libdeflate
+LXM_FEATURES += -DLXM_HAVE_LIBDEFLATE
+endif
 
 # The libxl backend (libxlmig/backend/backend-libxl.c): real Xen through
 # libxenlight from libxen-dev.  LIBXL=n builds without it (sim only).
 LIBXL ?= y
 ifeq ($(LIBXL),y)
 PKG_LIBXLMIG += xenlight
-LXM_FEATURES := -DLXM_HAVE_LIBXL_BACKEND
+LXM_FEATURES += -DLXM_HAVE_LIBXL_BACKEND
+endif
+
+# xenstore (libxlmig/evacuate/xs_status.c, xenstore-hooks/): publish
+# evacuation status where dom0 tools read it.  XENSTORE=n builds
+# without it (the status is then never published).
+XENSTORE ?= y
+ifeq ($(XENSTORE),y)
+PKG_LIBXLMIG += xenstore
+LXM_FEATURES += -DLXM_HAVE_XENSTORE
 endif
 
 # ------------------------------------------------------------------

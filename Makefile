@@ -24,16 +24,18 @@ XLMIGD := $(TOP)/tools/xlmigd/xlmigd
 VERIFY_STREAM := $(TOP)/.cache/bin/verify-stream-v2
 
 .PHONY: all
-all: build-libxlmig build-tools
+all: build-libxlmig build-tools build-hooks
 
 # ------------------------------------------------------------------
 # Directories.  Order: the library, then what links it.
 
-.PHONY: build-libxlmig build-tools build-tests build-bench
+.PHONY: build-libxlmig build-tools build-hooks build-tests build-bench
 build-libxlmig:
 	$(Q)$(MAKE) -C libxlmig all
 build-tools: build-libxlmig
 	$(Q)$(MAKE) -C tools all
+build-hooks: build-libxlmig
+	$(Q)$(MAKE) -C xenstore-hooks all
 build-tests: build-libxlmig
 	$(Q)$(MAKE) -C tests all
 build-bench: build-libxlmig
@@ -74,10 +76,12 @@ check:
 install: all
 	$(Q)$(MAKE) -C libxlmig install
 	$(Q)$(MAKE) -C tools install
+	$(Q)$(MAKE) -C xenstore-hooks install
 
 uninstall:
 	$(Q)$(MAKE) -C libxlmig uninstall
 	$(Q)$(MAKE) -C tools uninstall
+	$(Q)$(MAKE) -C xenstore-hooks uninstall
 
 # ------------------------------------------------------------------
 # The public header compiles on its own (twice, for the include
@@ -211,8 +215,8 @@ check-xen:
 # Style and static analysis, on our own sources only.
 
 FORMAT_FILES = $(sort $(wildcard libxlmig/*.[ch] libxlmig/*/*.[ch] \
-                 tools/*/*.[ch] tests/*.[ch] bench/*.[ch]))
-ANALYZE_FILES = $(sort $(wildcard libxlmig/*.c libxlmig/*/*.c tools/*/*.c))
+                 tools/*/*.[ch] xenstore-hooks/*.[ch] tests/*.[ch] bench/*.[ch]))
+ANALYZE_FILES = $(sort $(wildcard libxlmig/*.c libxlmig/*/*.c tools/*/*.c xenstore-hooks/*.c))
 
 .PHONY: format-check format analyze
 format-check:
@@ -235,6 +239,7 @@ analyze:
 clean:
 	$(Q)$(MAKE) -C libxlmig clean
 	$(Q)$(MAKE) -C tools clean
+	$(Q)$(MAKE) -C xenstore-hooks clean
 	$(Q)$(MAKE) -C tests clean
 	$(Q)$(MAKE) -C bench clean
 	rm -rf .build-fuzz .build-flags $(addprefix fuzz/,$(FUZZ_NAMES))

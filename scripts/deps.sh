@@ -24,6 +24,7 @@ wrapper=$cache/bin/verify-stream-v2
 packages=(
     build-essential pkg-config
     libxen-dev libyajl-dev zlib1g-dev libzstd-dev liblz4-dev libxxhash-dev
+    libisal-dev libdeflate-dev
     check libsubunit-dev
     python3 zstd
     clang llvm libclang-rt-14-dev clang-format cppcheck

@@ -27,6 +27,15 @@ int main(void)
     srunner_add_suite(sr, lxm_test_sim_suite());
     srunner_add_suite(sr, lxm_test_migrate_suite());
     srunner_add_suite(sr, lxm_test_e2e_suite());
+    srunner_add_suite(sr, lxm_test_codec_suite());
+    srunner_add_suite(sr, lxm_test_xs_status_suite());
+    srunner_add_suite(sr, lxm_test_xltransport_suite());
+    srunner_add_suite(sr, lxm_test_evacuate_sched_suite());
+    srunner_add_suite(sr, lxm_test_evacuate_conf_suite());
+    srunner_add_suite(sr, lxm_test_evacuate_plan_suite());
+    srunner_add_suite(sr, lxm_test_evacuate_cli_suite());
+    srunner_add_suite(sr, lxm_test_gate_suite());
+    srunner_add_suite(sr, lxm_test_pagepass_suite());
 
     if (lxm_test_shared_streams_dir()) {
         srunner_add_suite(sr, lxm_test_xen_streams_suite());

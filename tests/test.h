@@ -28,6 +28,15 @@ Suite *lxm_test_migrate_suite(void);
 Suite *lxm_test_precopy_suite(void);
 Suite *lxm_test_sim_suite(void);
 Suite *lxm_test_e2e_suite(void);
+Suite *lxm_test_codec_suite(void);
+Suite *lxm_test_xs_status_suite(void);
+Suite *lxm_test_xltransport_suite(void);
+Suite *lxm_test_evacuate_sched_suite(void);
+Suite *lxm_test_evacuate_conf_suite(void);
+Suite *lxm_test_evacuate_plan_suite(void);
+Suite *lxm_test_evacuate_cli_suite(void);
+Suite *lxm_test_gate_suite(void);
+Suite *lxm_test_pagepass_suite(void);
 
 /*
  * The suites whose every case needs ../shared; the runner asks before
@@ -89,6 +98,8 @@ void lxm_test_logger_init(lxm_test_logger *c);
 
 /* Path of the built xlmig binary (env LXM_XLMIG, set by the Makefile). */
 const char *lxm_test_xlmig_path(void);
+/* The checkout's top directory (LXM_TOP, else found from the cwd). */
+const char *lxm_test_top(void);
 /* Run a shell command line; *out_r gets stdout (caller frees); returns
  * the exit status (or -1). */
 int lxm_test_run(const char *cmdline, char **out_r);

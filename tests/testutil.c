@@ -4,7 +4,7 @@
  * Entry points: lxm_test_shared_streams_dir(), lxm_test_buf_dispose(),
  * lxm_test_buf_sink(), lxm_test_synth(), lxm_test_read_buf(),
  * lxm_test_write_tmp(), lxm_test_verify_stream(), lxm_test_xlmig_path(),
- * lxm_test_run(), and (test-only, not in test.h) lxm_test_top().
+ * lxm_test_run(), lxm_test_top().
  *
  * Paths: the repository top is env LXM_TOP, else the nearest directory
  * at or above the cwd holding .git.  Everything derived from it is
@@ -19,9 +19,6 @@
 #include <unistd.h>
 
 #include "test.h"
-
-/* Test-only: the repository top, or NULL.  Static storage. */
-const char *lxm_test_top(void);
 
 static bool is_file(const char *path)
 {

@@ -807,6 +807,29 @@ static int libxl_save(lxm__backend *b, uint32_t domid, int fd,
         goto out;
     }
 
+    /*
+     * The stop-and-copy gate (backend.h): libxc's pre-copy loop runs
+     * inside libxl_domain_suspend() with no hook before its final
+     * pause, so this backend holds a slot for its whole save.
+     */
+    if (params->gate) {
+        uint64_t t0 = now_ns();
+
+        while ((rc = lxm__stopcopy_gate_take_for(params->gate, NULL, 100))) {
+            s->p.gate_wait_ms = (now_ns() - t0) / 1000000u;
+            if (s->progress && s->progress(s->opaque, &s->p)) {
+                rc = LXM_ERROR_ABORTED;
+                goto out;
+            }
+        }
+        s->p.gate_wait_ms = (now_ns() - t0) / 1000000u;
+        s->p.gate_held = true;
+        if (s->progress && s->progress(s->opaque, &s->p)) {
+            rc = LXM_ERROR_ABORTED;
+            goto out;
+        }
+    }
+
     /* Before anything is written: from here the guest may be touched. */
     rc = lxm__libxl_write_xl_header(fd, json, b->lg);
     if (rc)
@@ -859,6 +882,8 @@ static int libxl_save(lxm__backend *b, uint32_t domid, int fd,
                       " the failed save: %s",
                       name ? name : "?", domid, xl_err(r));
 out:
+    if (rc && s && s->p.gate_held)
+        lxm__stopcopy_gate_release(params->gate); /* failed: not held */
     slot_free(s);
     free(json);
     free(name);

@@ -14,12 +14,15 @@
  * State directory (opts->state_dir), one per host:
  *   lock               flock()ed while a backend has the dir open
  *   host.json          {"hostname", "next_domid"}: host identity and
- *                      the next domid to hand out
+ *                      the next domid to hand out; optional overrides
+ *                      of the host info (issue 6 pre-check tests):
+ *                      "xen_version" ("4.16.2"), "cpu_vendor",
+ *                      "featureset" [16 words], kept when rewritten
  *   dom-<domid>.json   one per domain: name, uuid, domid, memory_bytes,
  *                      vcpus, kind (pv/pvh/hvm), state (running, paused,
  *                      suspended, incoming), dirty_rate, working_set,
  *                      seed, nr_pci, nr_vusb, nomigrate, on_boot,
- *                      featureset[16]
+ *                      featureset[16], ha_protected
  *   dom-<domid>.mem    guest memory, pfn * 4096 at offset pfn * 4096;
  *                      sparse: zero pages are holes (ftruncate)
  *   dom-<domid>.extra  pages outside that memory, when a restored stream
@@ -111,6 +114,8 @@
 #define SIM_TICK_NS 1000000u     /* workload tick, 1 ms */
 #define SIM_BACKLOG_TICKS 20u    /* dirtying owed at most */
 #define MIGRATEDAWAY_SUFFIX "--migratedaway"
+#define SIM_MAX_ROUNDS 30u /* precopy.c's default for max_rounds 0 */
+#define GATE_SLICE_MS 50u  /* gate wait: progress/cancel checks */
 
 static const uint32_t sim_featureset[LXM__FEATURESET_WORDS] = {
     0x178bfbff, 0xf6fa3203, 0x2c100800, 0x00000121, 0x009c47ab,
@@ -126,6 +131,11 @@ struct lxm__backend {
     int lock_fd;
     char hostname[LXM__NAME_MAX];
     uint64_t total_memory;
+    /* host.json overrides ("" / false: the defaults) */
+    char host_xen[32];
+    char host_vendor[16];
+    uint32_t host_fs[LXM__FEATURESET_WORDS];
+    bool host_fs_set;
 
     /* Protected by lock. */
     pthread_mutex_t lock;
@@ -146,6 +156,7 @@ struct sim_dom {
     bool nomigrate;
     char on_boot[16];
     uint32_t featureset[LXM__FEATURESET_WORDS];
+    bool ha_protected;
     uint8_t *mem;    /* mmap of dom-<domid>.mem, npages pages */
     uint64_t *dirty; /* log-dirty bitmap, atomic access only */
     size_t dirty_words;
@@ -447,6 +458,19 @@ static int host_write(lxm__backend *b)
     yajl_gen_map_open(g);
     gen_str(g, "hostname", b->hostname);
     gen_int(g, "next_domid", b->next_domid);
+    if (b->host_xen[0])
+        gen_str(g, "xen_version", b->host_xen);
+    if (b->host_vendor[0])
+        gen_str(g, "cpu_vendor", b->host_vendor);
+    if (b->host_fs_set) {
+        unsigned int i;
+
+        yajl_gen_string(g, (const unsigned char *)"featureset", 10);
+        yajl_gen_array_open(g);
+        for (i = 0; i < LXM__FEATURESET_WORDS; i++)
+            yajl_gen_integer(g, b->host_fs[i]);
+        yajl_gen_array_close(g);
+    }
     yajl_gen_map_close(g);
     snprintf(path, sizeof(path), "%s/host.json", b->dir);
     rc = write_json_file(b, g, path);
@@ -486,6 +510,8 @@ static int meta_write(lxm__backend *b, const sim_dom *d)
     for (i = 0; i < LXM__FEATURESET_WORDS; i++)
         yajl_gen_integer(g, d->featureset[i]);
     yajl_gen_array_close(g);
+    yajl_gen_string(g, (const unsigned char *)"ha_protected", 12);
+    yajl_gen_bool(g, d->ha_protected);
     yajl_gen_map_close(g);
     dom_path(b, d->domid, "json", path, sizeof(path));
     rc = write_json_file(b, g, path);
@@ -885,6 +911,7 @@ static sim_dom *load_domain(lxm__backend *b, uint32_t domid)
             if (YAJL_IS_INTEGER(fs->u.array.values[i]))
                 d->featureset[i] =
                     (uint32_t)YAJL_GET_INTEGER(fs->u.array.values[i]);
+    d->ha_protected = YAJL_IS_TRUE(jget(v, "ha_protected", NULL));
     yajl_tree_free(v);
     free(text);
     return d;
@@ -896,6 +923,53 @@ bad:
     free(text);
     dom_free(d);
     return NULL;
+}
+
+/* host.json's optional host-info overrides; logged when invalid. */
+static int load_host_overrides(lxm__backend *b, yajl_val v, const char *path)
+{
+    unsigned int major, minor, i;
+    const char *s;
+    yajl_val fs;
+
+    s = jstr(v, "xen_version", NULL);
+    if (s) {
+        if (sscanf(s, "%u.%u", &major, &minor) != 2 || major > 65535 ||
+            minor > 65535 || strlen(s) >= sizeof(b->host_xen)) {
+            LXM_LOG_ERROR(b->lg, "sim: %s: bad xen_version '%.32s'", path, s);
+            return LXM_ERROR_INVAL;
+        }
+        snprintf(b->host_xen, sizeof(b->host_xen), "%s", s);
+    }
+    s = jstr(v, "cpu_vendor", NULL);
+    if (s) {
+        if (!*s || strlen(s) >= sizeof(b->host_vendor)) {
+            LXM_LOG_ERROR(b->lg, "sim: %s: bad cpu_vendor '%.32s'", path, s);
+            return LXM_ERROR_INVAL;
+        }
+        snprintf(b->host_vendor, sizeof(b->host_vendor), "%s", s);
+    }
+    fs = jget(v, "featureset", NULL);
+    if (fs) {
+        if (!YAJL_IS_ARRAY(fs) || fs->u.array.len > LXM__FEATURESET_WORDS) {
+            LXM_LOG_ERROR(b->lg, "sim: %s: featureset: at most %d words", path,
+                          LXM__FEATURESET_WORDS);
+            return LXM_ERROR_INVAL;
+        }
+        for (i = 0; i < fs->u.array.len; i++) {
+            yajl_val w = fs->u.array.values[i];
+
+            if (!YAJL_IS_INTEGER(w) || YAJL_GET_INTEGER(w) < 0 ||
+                YAJL_GET_INTEGER(w) > UINT32_MAX) {
+                LXM_LOG_ERROR(b->lg, "sim: %s: featureset word %u invalid",
+                              path, i);
+                return LXM_ERROR_INVAL;
+            }
+            b->host_fs[i] = (uint32_t)YAJL_GET_INTEGER(w);
+        }
+        b->host_fs_set = true;
+    }
+    return 0;
 }
 
 static int load_host(lxm__backend *b, const lxm__backend_opts *opts)
@@ -924,6 +998,9 @@ static int load_host(lxm__backend *b, const lxm__backend_opts *opts)
         s = jstr(v, "hostname", NULL);
         if (s && name_ok(s))
             snprintf(b->hostname, sizeof(b->hostname), "%s", s);
+        rc = load_host_overrides(b, v, path);
+        if (rc)
+            goto out;
     }
     if (opts->sim_hostname && *opts->sim_hostname)
         snprintf(b->hostname, sizeof(b->hostname), "%s", opts->sim_hostname);
@@ -1128,8 +1205,20 @@ static int sim_host_info(lxm__backend *b, lxm__host_info *info_r)
     info_r->xen_major = 4;
     info_r->xen_minor = 17;
     snprintf(info_r->xen_extra, sizeof(info_r->xen_extra), ".0-sim");
-    snprintf(info_r->cpu_vendor, sizeof(info_r->cpu_vendor), "GenuineIntel");
-    memcpy(info_r->featureset, sim_featureset, sizeof(info_r->featureset));
+    if (b->host_xen[0]) {
+        unsigned int major = 0, minor = 0;
+        int n = 0;
+
+        sscanf(b->host_xen, "%u.%u%n", &major, &minor, &n);
+        info_r->xen_major = (uint16_t)major;
+        info_r->xen_minor = (uint16_t)minor;
+        snprintf(info_r->xen_extra, sizeof(info_r->xen_extra), "%s",
+                 b->host_xen + n);
+    }
+    snprintf(info_r->cpu_vendor, sizeof(info_r->cpu_vendor), "%s",
+             b->host_vendor[0] ? b->host_vendor : "GenuineIntel");
+    memcpy(info_r->featureset, b->host_fs_set ? b->host_fs : sim_featureset,
+           sizeof(info_r->featureset));
     info_r->total_memory = b->total_memory;
     info_r->nr_cpus = ncpu > 0 ? (uint32_t)ncpu : 1;
 
@@ -1159,6 +1248,7 @@ static void fill_info(const sim_dom *d, lxm__domain_info *info)
     info->nomigrate = d->nomigrate;
     snprintf(info->on_boot, sizeof(info->on_boot), "%s", d->on_boot);
     memcpy(info->featureset, d->featureset, sizeof(info->featureset));
+    info->ha_protected = d->ha_protected;
     info->dirty_rate = d->dirty_rate;
     info->working_set = d->working_set;
 }
@@ -1431,6 +1521,7 @@ int lxm__sim_create(lxm__backend *b, const lxm__sim_create_params *p,
     d->nr_pci = p->nr_pci;
     d->nr_vusb = p->nr_vusb;
     d->nomigrate = p->nomigrate;
+    d->ha_protected = p->ha_protected;
     if (p->on_boot)
         snprintf(d->on_boot, sizeof(d->on_boot), "%s", p->on_boot);
     d->dirty_rate = p->dirty_rate;
@@ -1897,6 +1988,59 @@ static int save_suspend(saver *s)
     return save_report(s);
 }
 
+/*
+ * The stop-and-copy gate (params->gate), before pausing.  Returns 0
+ * when held (or there is no gate), 1 when the caller should do another
+ * live round (another migration of this host is paused and rounds are
+ * left), or a negative LXM_ERROR_*.  Blocks when live rounds are of no
+ * use (nothing dirty, or max_rounds reached), watching save_abort() and
+ * the caller's progress callback every GATE_SLICE_MS.
+ */
+static int save_gate(saver *s, uint64_t dirty, uint32_t round,
+                     uint32_t max_rounds)
+{
+    lxm__stopcopy_gate *g = s->params->gate;
+    uint64_t t0;
+    int rc;
+
+    if (!g || s->prog.gate_held)
+        return 0;
+    if (lxm__stopcopy_gate_try_take(g)) {
+        s->prog.gate_held = true;
+        return 0;
+    }
+    if (dirty && round < max_rounds) {
+        LXM_LOG_DEBUG(s->b->lg,
+                      "sim: save of domain %u: round %u: the stop-and-copy "
+                      "gate is busy; another live round",
+                      s->d->domid, round);
+        return 1;
+    }
+    LXM_LOG_DEBUG(s->b->lg,
+                  "sim: save of domain %u: waiting for the stop-and-copy gate",
+                  s->d->domid);
+    t0 = now_ns();
+    for (;;) {
+        rc = lxm__stopcopy_gate_take_for(g, &s->d->abort_save, GATE_SLICE_MS);
+        s->prog.gate_wait_ms += (now_ns() - t0) / 1000000u;
+        t0 = now_ns();
+        if (!rc)
+            break;
+        if (rc != LXM_ERROR_TIMEOUT) {
+            LXM_LOG_ERROR(s->b->lg,
+                          "sim: save of domain %u: aborted by request while "
+                          "waiting for the stop-and-copy gate",
+                          s->d->domid);
+            return LXM_ERROR_ABORTED;
+        }
+        rc = save_report(s);
+        if (rc)
+            return rc;
+    }
+    s->prog.gate_held = true;
+    return 0;
+}
+
 static int save_live(saver *s)
 {
     const lxm__save_params *p = s->params;
@@ -1904,6 +2048,8 @@ static int save_live(saver *s)
     lxm__precopy_decision dec;
     uint64_t t0, bytes0, bytes, elapsed, dirty;
     uint32_t round = 1;
+    uint32_t max_rounds = p->max_rounds ? p->max_rounds : SIM_MAX_ROUNDS;
+    bool forced_logged = false;
     size_t i;
     int rc;
 
@@ -1947,8 +2093,27 @@ static int save_live(saver *s)
                           round);
             return LXM_ERROR_REFUSED;
         }
-        if (dec == LXM__PRECOPY_STOP_AND_COPY)
-            break;
+        if (dec == LXM__PRECOPY_STOP_AND_COPY) {
+            if (!forced_logged && dirty && st.round >= max_rounds &&
+                lxm__precopy_estimate_ms(dirty, st.bandwidth) >
+                    p->downtime_ms) {
+                /* Stopping because of the bound, not because it fits. */
+                forced_logged = true;
+                s->prog.precopy_forced = true;
+                lxm__log(s->b->lg, XTL_WARN, -1,
+                         "sim: save of domain %u: pre-copy did not "
+                         "converge in %u rounds (%" PRIu64 " pages still "
+                         "dirty): stopping and copying anyway",
+                         s->d->domid, round, dirty);
+            }
+            rc = save_gate(s, dirty, round, max_rounds);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                break;
+            /* Another migration of this host is paused: keep copying
+             * live while we wait for our turn. */
+        }
         round++;
         t0 = now_ns();
         bytes0 = lxm_stream_writer_offset(s->w);
@@ -1968,7 +2133,9 @@ static int save_live(saver *s)
     return save_round(s, round + 1, dirty, true);
 }
 
-static int sim_save(lxm__backend *b, uint32_t domid, int fd,
+/* save() into fd (>= 0) or through sink (fast path). */
+static int save_any(lxm__backend *b, uint32_t domid, int fd,
+                    lxm_sink_write_fn *sink, void *sink_opaque,
                     const lxm__save_params *params,
                     lxm__save_progress_fn *progress, void *opaque)
 {
@@ -2024,7 +2191,11 @@ static int sim_save(lxm__backend *b, uint32_t domid, int fd,
         rc = LXM_ERROR_NOMEM;
         goto out;
     }
-    rc = lxm_stream_writer_new_fd(LXM_FORMAT_XL, fd, b->lg, &s.w);
+    if (sink)
+        rc = lxm_stream_writer_new(LXM_FORMAT_XL, sink, sink_opaque, b->lg,
+                                   &s.w);
+    else
+        rc = lxm_stream_writer_new_fd(LXM_FORMAT_XL, fd, b->lg, &s.w);
     if (rc)
         goto out;
     rc = lxm__guest_stream_begin(s.w, &g);
@@ -2040,7 +2211,9 @@ static int sim_save(lxm__backend *b, uint32_t domid, int fd,
         rc = save_live(&s);
     } else {
         s.prog.round = 1;
-        rc = save_suspend(&s);
+        rc = save_gate(&s, 0, 1, 1);
+        if (!rc)
+            rc = save_suspend(&s);
         if (!rc) {
             save_set_all(&s);
             rc = save_round(&s, 1, d->npages, true);
@@ -2064,6 +2237,11 @@ static int sim_save(lxm__backend *b, uint32_t domid, int fd,
         progress(opaque, &s.prog);
 
 out:
+    if (rc && s.prog.gate_held) {
+        /* A failed save holds no slot (backend.h). */
+        lxm__stopcopy_gate_release(params->gate);
+        s.prog.gate_held = false;
+    }
     if (marked) {
         pthread_mutex_lock(&b->lock);
         d->saving = false;
@@ -2082,15 +2260,56 @@ out:
     return rc;
 }
 
+static int sim_save(lxm__backend *b, uint32_t domid, int fd,
+                    const lxm__save_params *params,
+                    lxm__save_progress_fn *progress, void *opaque)
+{
+    if (fd < 0) {
+        LXM_LOG_ERROR(b->lg, "sim: save of domain %u: bad fd %d", domid, fd);
+        return LXM_ERROR_INVAL;
+    }
+    return save_any(b, domid, fd, NULL, NULL, params, progress, opaque);
+}
+
+static int sim_save_sink(lxm__backend *b, uint32_t domid,
+                         lxm_sink_write_fn *sink, void *sink_opaque,
+                         const lxm__save_params *params,
+                         lxm__save_progress_fn *progress, void *opaque)
+{
+    if (!sink)
+        return LXM_ERROR_INVAL;
+    return save_any(b, domid, -1, sink, sink_opaque, params, progress, opaque);
+}
+
 /* ---- restore ----------------------------------------------------- */
 
-typedef struct restorer {
+/*
+ * Pages go into the memory file with pwrite(), not through the mapping:
+ * no page fault and no zeroing per page.  Runs of consecutive pfns whose
+ * data lie one after the other in the fed buffer are written with one
+ * call; zero pages never written before are skipped (the fresh file is
+ * sparse: they stay holes).
+ */
+#define RESTORE_RUN_MAX 512u /* pages per pwrite() */
+#define RESTORE_READ_CHUNK (1u << 20)
+
+struct lxm__restore_ctx {
     lxm__backend *b;
-    const char *name; /* override, NULL ok */
-    sim_dom *d;       /* reserved once the xl header is in */
+    char *name; /* override, NULL ok; owned */
+    sim_dom *d; /* reserved once the xl header is in */
     bool reserved;
     bool done;
-} restorer;
+    lxm_stream_reader *rd;
+    int mem_fd;        /* O_WRONLY on the memory file; -1 */
+    uint64_t *written; /* pfns written so far (bitmap) */
+    /* The buffer being fed: page data inside it stays valid until the
+     * feed returns, so runs may point into it. */
+    const uint8_t *feed_lo, *feed_hi;
+    uint64_t run_pfn;
+    const uint8_t *run_data;
+    uint32_t run_n;
+};
+typedef struct lxm__restore_ctx restorer;
 
 /* Make the domain the xl header's config describes. */
 static int restore_header(restorer *rs, const lxm_stream_event *ev)
@@ -2180,6 +2399,24 @@ static int restore_header(restorer *rs, const lxm_stream_event *ev)
     rs->reserved = true;
     d = NULL;
     rc = dom_map(b, rs->d, true);
+    if (rc)
+        goto out;
+    rs->written =
+        calloc(rs->d->dirty_words ? rs->d->dirty_words : 1, sizeof(uint64_t));
+    if (!rs->written) {
+        rc = LXM_ERROR_NOMEM;
+        goto out;
+    }
+    {
+        char path[PATH_MAX];
+
+        dom_path(b, rs->d->domid, "mem", path, sizeof(path));
+        rs->mem_fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (rs->mem_fd < 0) {
+            LXM_LOG_ERRNO(b->lg, "sim: restore: cannot open %s", path);
+            rc = LXM_ERROR_IO;
+        }
+    }
 
 out:
     dom_free(d);
@@ -2218,6 +2455,63 @@ static int restore_extra(restorer *rs, const lxm_stream_event *ev)
     return rc;
 }
 
+static bool page_is_zero(const uint8_t *p)
+{
+    return !p[0] && !memcmp(p, p + 1, LXM_PAGE_SIZE - 1);
+}
+
+/* Write the pending run of pages. */
+static int restore_flush(restorer *rs)
+{
+    size_t len = (size_t)rs->run_n * LXM_PAGE_SIZE, off = 0;
+    ssize_t r;
+
+    while (off < len) {
+        r = pwrite(rs->mem_fd, rs->run_data + off, len - off,
+                   (off_t)(rs->run_pfn * LXM_PAGE_SIZE + off));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            LXM_LOG_ERRNO(rs->b->lg,
+                          "sim: restore of domain %u (%s): cannot write "
+                          "pfn %#" PRIx64 " to its memory file",
+                          rs->d->domid, rs->d->name,
+                          rs->run_pfn + off / LXM_PAGE_SIZE);
+            rs->run_n = 0;
+            return errno == ENOSPC ? LXM_ERROR_NOSPACE : LXM_ERROR_IO;
+        }
+        off += (size_t)r;
+    }
+    rs->run_n = 0;
+    return 0;
+}
+
+static int restore_page(restorer *rs, uint64_t pfn, const uint8_t *data)
+{
+    uint64_t bit = UINT64_C(1) << (pfn % 64);
+    uint64_t *w = &rs->written[pfn / 64];
+    int rc;
+
+    if (!(*w & bit) && page_is_zero(data))
+        return 0; /* a hole already */
+    *w |= bit;
+    if (rs->run_n && rs->run_n < RESTORE_RUN_MAX &&
+        pfn == rs->run_pfn + rs->run_n &&
+        data == rs->run_data + (size_t)rs->run_n * LXM_PAGE_SIZE)
+        goto extend;
+    rc = rs->run_n ? restore_flush(rs) : 0;
+    if (rc)
+        return rc;
+    rs->run_pfn = pfn;
+    rs->run_data = data;
+extend:
+    rs->run_n++;
+    /* Staged by the reader (split across feeds): not valid later. */
+    if (data < rs->feed_lo || data >= rs->feed_hi)
+        return restore_flush(rs);
+    return 0;
+}
+
 static int restore_event(void *opaque, const lxm_stream_event *ev)
 {
     restorer *rs = opaque;
@@ -2245,9 +2539,7 @@ static int restore_event(void *opaque, const lxm_stream_event *ev)
     case LXM_EV_PAGE:
         if (ev->u.page.pfn >= d->npages)
             return restore_extra(rs, ev);
-        memcpy(d->mem + ev->u.page.pfn * LXM_PAGE_SIZE, ev->u.page.data,
-               LXM_PAGE_SIZE);
-        return 0;
+        return restore_page(rs, ev->u.page.pfn, ev->u.page.data);
 
     case LXM_EV_STREAM_END:
         rs->done = true;
@@ -2258,37 +2550,84 @@ static int restore_event(void *opaque, const lxm_stream_event *ev)
     }
 }
 
-static int sim_restore(lxm__backend *b, int fd, const char *name,
-                       uint32_t *domid_r)
+static void sim_restore_cancel(restorer *rs)
+{
+    if (!rs)
+        return;
+    lxm_stream_reader_free(rs->rd);
+    if (rs->mem_fd >= 0)
+        close(rs->mem_fd);
+    if (rs->d) {
+        if (rs->reserved)
+            unreserve_domain(rs->b, rs->d);
+        wl_stop(rs->d);
+        dom_free(rs->d);
+    }
+    free(rs->written);
+    free(rs->name);
+    free(rs);
+}
+
+static int sim_restore_begin(lxm__backend *b, const char *name,
+                             restorer **ctx_r)
 {
     lxm_stream_reader_opts ro;
-    lxm_stream_reader *rd = NULL;
-    char path[PATH_MAX];
-    restorer rs;
+    restorer *rs;
     int rc;
 
-    memset(&rs, 0, sizeof(rs));
-    rs.b = b;
-    rs.name = name;
+    *ctx_r = NULL;
     if (name && !name_ok(name)) {
         LXM_LOG_ERROR(b->lg, "sim: restore: invalid domain name");
         return LXM_ERROR_INVAL;
     }
-
+    rs = calloc(1, sizeof(*rs));
+    if (!rs)
+        return LXM_ERROR_NOMEM;
+    rs->b = b;
+    rs->mem_fd = -1;
+    if (name && !(rs->name = strdup(name))) {
+        rc = LXM_ERROR_NOMEM;
+        goto out;
+    }
     memset(&ro, 0, sizeof(ro));
     ro.format = LXM_FORMAT_XL;
     ro.flags = LXM_READER_PAGES | LXM_READER_STOP_AT_END;
     ro.callback = restore_event;
-    ro.opaque = &rs;
+    ro.opaque = rs;
     ro.logger = b->lg;
     ro.name = "sim restore stream";
-    rc = lxm_stream_reader_new(&ro, &rd);
+    rc = lxm_stream_reader_new(&ro, &rs->rd);
     if (rc)
         goto out;
-    rc = lxm_stream_reader_read_fd(rd, fd);
-    if (rc)
-        goto out;
-    if (!rs.done || !rs.d) {
+    *ctx_r = rs;
+    rs = NULL;
+
+out:
+    sim_restore_cancel(rs);
+    return rc;
+}
+
+static int sim_restore_feed(restorer *rs, const void *buf, size_t len)
+{
+    int rc, frc;
+
+    if (rs->done)
+        return 0; /* what follows the END is not ours */
+    rs->feed_lo = buf;
+    rs->feed_hi = (const uint8_t *)buf + len;
+    rc = lxm_stream_reader_feed(rs->rd, buf, len, NULL);
+    frc = rs->run_n ? restore_flush(rs) : 0;
+    rs->feed_lo = rs->feed_hi = NULL;
+    return rc ? rc : frc;
+}
+
+static int sim_restore_finish(restorer *rs, uint32_t *domid_r)
+{
+    lxm__backend *b = rs->b;
+    char path[PATH_MAX];
+    int rc;
+
+    if (!rs->done || !rs->d) {
         LXM_LOG_ERROR(b->lg, "sim: restore: the stream ended early");
         rc = LXM_ERROR_STREAM_TRUNCATED;
         goto out;
@@ -2296,36 +2635,72 @@ static int sim_restore(lxm__backend *b, int fd, const char *name,
 
     /* Before the state leaves INCOMING: a restart in between deletes
      * the domain with its files. */
-    dom_path(b, rs.d->domid, "extra", path, sizeof(path));
-    rc = lxm__sim_extra_write(&rs.d->extra, path, b->lg);
+    dom_path(b, rs->d->domid, "extra", path, sizeof(path));
+    rc = lxm__sim_extra_write(&rs->d->extra, path, b->lg);
     if (rc)
         goto out;
-    rc = wl_start(b, rs.d);
+    rc = wl_start(b, rs->d);
     if (rc)
         goto out;
     pthread_mutex_lock(&b->lock);
-    rs.d->state = LXM__DOM_PAUSED;
-    rc = meta_write(b, rs.d);
+    rs->d->state = LXM__DOM_PAUSED;
+    rc = meta_write(b, rs->d);
     if (rc)
-        rs.d->state = LXM__DOM_INCOMING;
+        rs->d->state = LXM__DOM_INCOMING;
     else
-        wl_apply(rs.d);
+        wl_apply(rs->d);
     pthread_mutex_unlock(&b->lock);
     if (rc)
         goto out;
     LXM_LOG_DEBUG(b->lg, "sim: restored domain %u (%s), %u extra pages",
-                  rs.d->domid, rs.d->name, rs.d->extra.count);
+                  rs->d->domid, rs->d->name, rs->d->extra.count);
     if (domid_r)
-        *domid_r = rs.d->domid;
+        *domid_r = rs->d->domid;
+    rs->d = NULL; /* the table's now */
 
 out:
-    lxm_stream_reader_free(rd);
-    if (rc && rs.d) {
-        if (rs.reserved)
-            unreserve_domain(b, rs.d);
-        wl_stop(rs.d);
-        dom_free(rs.d);
+    sim_restore_cancel(rs);
+    return rc;
+}
+
+/* The fd path: the same, reading fd in 1 MiB chunks up to the END. */
+static int sim_restore(lxm__backend *b, int fd, const char *name,
+                       uint32_t *domid_r)
+{
+    restorer *rs = NULL;
+    uint8_t *buf = NULL;
+    ssize_t n;
+    int rc;
+
+    rc = sim_restore_begin(b, name, &rs);
+    if (rc)
+        return rc;
+    buf = malloc(RESTORE_READ_CHUNK);
+    if (!buf) {
+        rc = LXM_ERROR_NOMEM;
+        goto fail;
     }
+    while (!rs->done) {
+        n = read(fd, buf, RESTORE_READ_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            LXM_LOG_ERRNO(b->lg, "sim: restore: cannot read the stream");
+            rc = LXM_ERROR_IO;
+            goto fail;
+        }
+        if (n == 0)
+            break; /* finish() says it ended early */
+        rc = sim_restore_feed(rs, buf, (size_t)n);
+        if (rc)
+            goto fail;
+    }
+    free(buf);
+    return sim_restore_finish(rs, domid_r);
+
+fail:
+    free(buf);
+    sim_restore_cancel(rs);
     return rc;
 }
 
@@ -2347,6 +2722,20 @@ const lxm__backend_ops lxm__backend_sim_ops = {
     .rename = sim_rename,
     .memory_digest = sim_memory_digest,
 };
+
+const lxm__backend_fastpath lxm__backend_sim_fastpath = {
+    .save_sink = sim_save_sink,
+    .restore_begin = sim_restore_begin,
+    .restore_feed = sim_restore_feed,
+    .restore_finish = sim_restore_finish,
+    .restore_cancel = sim_restore_cancel,
+};
+
+const lxm__backend_fastpath *
+lxm__backend_fastpath_of(const lxm__backend_ops *ops)
+{
+    return ops == &lxm__backend_sim_ops ? &lxm__backend_sim_fastpath : NULL;
+}
 
 /*
  * Local variables:

@@ -58,6 +58,10 @@ typedef struct lxm__domain_info {
     /* sim only: workload */
     uint64_t dirty_rate;  /* pages/s */
     uint64_t working_set; /* bytes */
+    /* Addition (issue 6): an HA daemon protects (restarts) this VM;
+     * evacuation pre-checks warn about it.  sim: from its metadata;
+     * libxl: always false (no HA information there). */
+    bool ha_protected;
 } lxm__domain_info;
 
 typedef struct lxm__host_info {
@@ -133,6 +137,14 @@ typedef struct lxm__save_progress {
     bool suspended;         /* set once: the guest is paused for
                                   * stop-and-copy; time stamp of the
                                   * downtime start */
+    /* Addition (issue 6): the stop-and-copy gate (params->gate). */
+    bool gate_held;        /* this save holds a slot; after a successful
+                                  * save the engine releases it (a failed
+                                  * save has released it already) */
+    uint64_t gate_wait_ms; /* time spent waiting for it */
+    /* Addition (issue 3): the policy stopped at max_rounds although the
+     * dirty set did not fit its downtime limit (logged as a warning). */
+    bool precopy_forced;
 } lxm__save_progress;
 
 /* Called from the saving thread; return non-zero to abort the save. */
@@ -267,6 +279,8 @@ typedef struct lxm__sim_create_params {
     uint32_t nr_pci, nr_vusb;
     bool nomigrate;
     const char *on_boot; /* NULL = "start" */
+    /* Addition (issue 6): marked HA-protected (pre-check warning). */
+    bool ha_protected;
 } lxm__sim_create_params;
 
 void lxm__sim_create_params_init(lxm__sim_create_params *p);
@@ -297,6 +311,47 @@ int lxm__sim_dirty_pages(lxm__backend *b, uint32_t domid, uint64_t *n_r);
 int lxm__libxl_write_xl_header(int fd, const char *config_json,
                                xentoollog_logger *lg);
 #endif
+
+/* ---- additions (engine, issues 3 and 6) ---------------------------- */
+
+/* The gate's take() with a bound: LXM_ERROR_TIMEOUT when no slot came
+ * free within timeout_ms (for a backend that must also watch other
+ * cancel conditions while it waits). */
+int lxm__stopcopy_gate_take_for(lxm__stopcopy_gate *g, volatile int *cancel,
+                                uint32_t timeout_ms);
+
+/*
+ * Optional fast paths of an in-process backend (issue 3 item 10): the
+ * engine uses them instead of save()/restore() through a pipe, saving
+ * two copies of every byte and a thread hop on each side.  The libxl
+ * backend has none (libxl wants an fd).  Same contracts as save() and
+ * restore() otherwise.
+ */
+typedef struct lxm__restore_ctx lxm__restore_ctx;
+
+typedef struct lxm__backend_fastpath {
+    /* save() through sink (the stream writer's sink: all of iov or a
+     * negative LXM_ERROR_*) instead of an fd.  The iov memory is only
+     * valid during the call. */
+    int (*save_sink)(lxm__backend *b, uint32_t domid, lxm_sink_write_fn *sink,
+                     void *sink_opaque, const lxm__save_params *params,
+                     lxm__save_progress_fn *progress, void *opaque);
+    /* restore() fed by the caller: begin, feed stream bytes (any
+     * chunking; bytes after the END are ignored), then finish (the
+     * domain is PAUSED, *domid_r set) or cancel (nothing remains).
+     * Both finish and cancel free ctx; finish also on failure. */
+    int (*restore_begin)(lxm__backend *b, const char *name,
+                         lxm__restore_ctx **ctx_r);
+    int (*restore_feed)(lxm__restore_ctx *ctx, const void *buf, size_t len);
+    int (*restore_finish)(lxm__restore_ctx *ctx, uint32_t *domid_r);
+    void (*restore_cancel)(lxm__restore_ctx *ctx); /* NULL ok */
+} lxm__backend_fastpath;
+
+/* The fast paths of ops, or NULL (every backend but the sim, and any
+ * copy of an ops table: tests use one to force the pipe path). */
+const lxm__backend_fastpath *
+lxm__backend_fastpath_of(const lxm__backend_ops *ops);
+extern const lxm__backend_fastpath lxm__backend_sim_fastpath;
 
 #endif /* LXM_BACKEND_H */
 

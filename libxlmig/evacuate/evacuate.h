@@ -174,6 +174,151 @@ int lxm__plan_pick(const lxm__plan_params *pp, const lxm__evac_host *src,
                    const uint64_t *free_memory, const bool *excluded,
                    const lxm__evac_vm *vm, char *reason, size_t reason_len);
 
+/* ---- scheduler (scheduler.c) --------------------------------------- */
+
+#include "migrate/migrate.h" /* the scheduler's callbacks use its types */
+
+/*
+ * Runs a plan: a sliding window of at most batch_size migrations, at
+ * most dest_cap of them into any one host, a failed VM retried on
+ * another host (lxm__plan_pick, skipping the hosts that failed for it,
+ * with the memory each host has left), the others never stopped.  The
+ * migrations themselves are a callback (the CLI sends "migrate" to the
+ * source host's agent; the tests script outcomes), run on the
+ * scheduler's worker threads; the source agent's stop-and-copy gate
+ * keeps their pauses apart.
+ *
+ * Threads: lxm__evac_sched_run() starts batch_size workers and returns
+ * when every VM has an outcome.  The migrate callback runs on a worker;
+ * the event callback on a worker or the caller of _run() or _cancel(),
+ * possibly on several at once, never with the scheduler's lock held.
+ * lxm__evac_sched_cancel() may be called from any thread (not from a
+ * signal handler), also from the callbacks.
+ */
+
+#define LXM__EVAC_DEST_CAP_DEFAULT 3
+#define LXM__EVAC_ATTEMPTS_DEFAULT 2
+
+typedef enum lxm__evac_status {
+    LXM__EVAC_PENDING = 0, /* not started yet (or waiting for a retry) */
+    LXM__EVAC_RUNNING = 1,
+    LXM__EVAC_MIGRATED = 2,  /* runs on destination */
+    LXM__EVAC_FAILED = 3,    /* every attempt failed: on the source, or
+                              * (reason says so) state unknown */
+    LXM__EVAC_REFUSED = 4,   /* the plan found no host for it */
+    LXM__EVAC_CANCELLED = 5, /* stays on, or resumed on, the source */
+} lxm__evac_status;
+
+/* "pending", "migrating", "migrated", "failed", "refused", "cancelled" */
+const char *lxm__evac_status_name(lxm__evac_status s);
+
+/* One VM's outcome.  Times are ms since the run started. */
+typedef struct lxm__evac_outcome {
+    char name[LXM__NAME_MAX];
+    lxm__evac_status status;
+    int dest;                        /* host index: where it runs when
+                                      * migrated, else the last tried;
+                                      * -1: none */
+    char destination[LXM__NAME_MAX]; /* that host's name, "" */
+    char reason[512];                /* why not migrated; "" */
+    unsigned int attempts;           /* migrations started */
+    uint64_t start_ms, end_ms;       /* first start, final end (0: never
+                                      * started) */
+    uint64_t total_ms;               /* the last attempt's */
+    uint64_t downtime_ms;            /* the last attempt's */
+    uint64_t bytes_wire;             /* all attempts */
+    uint64_t gate_wait_ms;           /* all attempts */
+} lxm__evac_outcome;
+
+typedef struct lxm__evac_counts {
+    size_t total, pending, running, migrated, failed, refused, cancelled;
+} lxm__evac_counts;
+
+/* One migration attempt as the migrate callback sees it. */
+typedef struct lxm__evac_job {
+    size_t vm;            /* index into vms[] */
+    int dest;             /* index into hosts[] */
+    unsigned int attempt; /* 1, 2, ... */
+    /* Set when the run is cancelled: the callback stops its migration
+     * (the VM stays on, or resumes on, the source). */
+    lxm__migrate_cancel *cancel;
+    uint64_t gate_wait_ms;         /* out: set by the callback (0 ok) */
+    struct lxm__evac_sched *sched; /* private */
+} lxm__evac_job;
+
+/*
+ * Migrate vms[job->vm] to hosts[job->dest].  Fills rep (zeroed before
+ * the call; status, error, total_ms, downtime_ms, bytes_wire are used)
+ * and returns rep->status.  Call lxm__evac_job_progress() as it goes.
+ */
+typedef lxm__migrate_status lxm__evac_migrate_fn(void *opaque,
+                                                 lxm__evac_job *job,
+                                                 lxm__migrate_report *rep);
+
+typedef enum lxm__evac_event_kind {
+    LXM__EVAC_EV_STARTED = 0,    /* an attempt began: vm, dest, attempt */
+    LXM__EVAC_EV_PROGRESS = 1,   /* progress of an attempt */
+    LXM__EVAC_EV_RETRY = 2,      /* an attempt failed; vm goes to dest
+                                  * next (outcome->reason: why) */
+    LXM__EVAC_EV_FINISHED = 3,   /* a VM has its outcome (also refused and
+                                  * cancelled-before-start VMs) */
+    LXM__EVAC_EV_CANCELLING = 4, /* cancel requested: no new starts */
+    LXM__EVAC_EV_DONE = 5,       /* every VM has an outcome (last event) */
+} lxm__evac_event_kind;
+
+typedef struct lxm__evac_event {
+    lxm__evac_event_kind kind;
+    size_t vm;                             /* not for CANCELLING, DONE */
+    int dest;                              /* -1 when none */
+    unsigned int attempt;                  /* STARTED, PROGRESS, RETRY */
+    const lxm__evac_outcome *outcome;      /* a snapshot: FINISHED, RETRY */
+    const lxm__migrate_progress *progress; /* PROGRESS */
+    lxm__evac_counts counts;               /* after this event */
+    uint64_t elapsed_ms;                   /* since the run started */
+} lxm__evac_event;
+
+typedef void lxm__evac_event_fn(void *opaque, const lxm__evac_event *ev);
+
+typedef struct lxm__evac_params {
+    unsigned int batch_size;   /* window: migrations in flight, >= 1 */
+    unsigned int dest_cap;     /* in flight into one host; 0: no cap */
+    unsigned int max_attempts; /* per VM, >= 1 (first host + retries) */
+    lxm__plan_params plan;     /* for choosing retry hosts */
+    lxm__evac_migrate_fn *migrate;
+    void *migrate_opaque;
+    lxm__evac_event_fn *event; /* NULL ok */
+    void *event_opaque;
+} lxm__evac_params;
+
+/* batch 10, dest_cap 3, 2 attempts, default plan params, no callbacks. */
+void lxm__evac_params_init(lxm__evac_params *p);
+
+typedef struct lxm__evac_sched lxm__evac_sched;
+
+/*
+ * A scheduler for plan (made by lxm__plan_make for src, hosts and vms).
+ * Everything passed is borrowed and must outlive the scheduler.
+ * LXM_ERROR_INVAL when the params or the plan do not fit together.
+ */
+int lxm__evac_sched_new(const lxm__evac_params *p, const lxm__evac_host *src,
+                        const lxm__evac_host *hosts, size_t nr_hosts,
+                        const lxm__evac_vm *vms, size_t nr_vms,
+                        const lxm__plan *plan, lxm__evac_sched **s_r);
+void lxm__evac_sched_free(lxm__evac_sched *s); /* NULL ok; after _run */
+/* Run every VM to an outcome.  Once per scheduler.  0, or an error when
+ * no worker could be started (then every VM is cancelled, none moved). */
+int lxm__evac_sched_run(lxm__evac_sched *s);
+/* No new starts; in-flight attempts are asked to stop.  Idempotent;
+ * before _run() it makes _run() cancel everything at once. */
+void lxm__evac_sched_cancel(lxm__evac_sched *s);
+bool lxm__evac_sched_cancelled(lxm__evac_sched *s);
+/* Outcomes, one per VM in vms[] order; valid until _free (read them
+ * after _run returned). */
+const lxm__evac_outcome *lxm__evac_sched_outcomes(const lxm__evac_sched *s);
+void lxm__evac_sched_counts(lxm__evac_sched *s, lxm__evac_counts *c);
+/* From a migrate callback: pass progress on as a PROGRESS event. */
+void lxm__evac_job_progress(lxm__evac_job *job, const lxm__migrate_progress *p);
+
 #endif /* LXM_EVACUATE_H */
 
 /*

@@ -105,12 +105,17 @@ typedef struct lxm__migrate_report {
     uint64_t bytes_wire;   /* socket bytes, frames included */
     bool digest_checked;   /* memory digests compared and equal */
     bool source_resumed;   /* failure: the VM runs on the source */
+    /* Additions (issues 3 and 6). */
+    uint64_t gate_wait_ms; /* waited for the host's stop-and-copy gate */
+    bool precopy_forced;   /* pre-copy stopped at max_rounds without
+                            * converging (a warning was logged) */
 } lxm__migrate_report;
 
 const char *lxm__migrate_status_name(lxm__migrate_status s);
 /* Adds the report's keys to an open JSON map: name, status, source,
  * destination, error, total_ms, downtime_ms, rounds, pages_sent,
- * bytes_stream, bytes_wire, digest_checked, source_resumed. */
+ * bytes_stream, bytes_wire, digest_checked, source_resumed,
+ * gate_wait_ms, precopy_forced. */
 void lxm__migrate_report_json(const lxm__migrate_report *r, yajl_gen g);
 
 /*

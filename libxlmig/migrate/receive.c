@@ -9,6 +9,9 @@
  *      validates every byte with a stream reader BEFORE it goes into the
  *      pipe (a malformed stream from a peer is rejected here, with its
  *      offset, and never reaches the backend), and writes them on
+ *      Fast path (lxm__backend_fastpath_of(): the sim): no pipe and no
+ *      thread; this thread feeds the validated bytes to the backend's
+ *      restore_feed() (restore_begin/_finish/_cancel around it)
  *   3. STREAM_END: close the pipe, join the restorer; the stream must be
  *      complete and the byte counts equal -> READY {domid, digest}
  *   4. GO: rename to NAME, unpause -> RUNNING
@@ -78,6 +81,11 @@ typedef struct receiver {
     uint32_t domid;
     bool have_domid; /* a domain of ours exists */
 
+    /* The fast path (an in-process backend): no pipe, no restorer
+     * thread; this thread feeds the restore.  NULL otherwise. */
+    const lxm__backend_fastpath *fast;
+    lxm__restore_ctx *rctx; /* between begin and finish/cancel */
+
     /* Set from STREAM_END. */
     bool want_digest; /* the source compares memory digests */
 } receiver;
@@ -140,9 +148,17 @@ static void *restorer_main(void *arg)
     return NULL;
 }
 
-/* Close our end of the pipe (the restore sees EOF) and join it. */
+/* Close our end of the pipe (the restore sees EOF) and join it; on
+ * the fast path, finish the restore. */
 static void join_restorer(receiver *r)
 {
+    if (r->rctx) {
+        r->restore_rc = r->fast->restore_finish(r->rctx, &r->domid);
+        r->rctx = NULL;
+        if (!r->restore_rc)
+            r->have_domid = true;
+        return;
+    }
     if (r->wfd >= 0) {
         close(r->wfd);
         r->wfd = -1;
@@ -162,6 +178,11 @@ static void destroy_ours(receiver *r)
     lxm__domain_info di;
     int rc;
 
+    if (r->rctx) {
+        if (r->fast->restore_cancel)
+            r->fast->restore_cancel(r->rctx);
+        r->rctx = NULL;
+    }
     join_restorer(r);
     if (r->have_domid) {
         rc = r->ops->destroy(r->b, r->domid);
@@ -389,6 +410,13 @@ static int start(receiver *r)
         set_error(r, rc, "cannot create a stream reader: %s", lxm_strerror(rc));
         return rc;
     }
+    if (r->fast) {
+        rc = r->fast->restore_begin(r->b, r->incoming, &r->rctx);
+        if (rc)
+            set_error(r, rc, "cannot start restoring %s on %s: %s", r->name,
+                      r->rep->destination, lxm_strerror(rc));
+        return rc;
+    }
     if (pipe2(p, O_CLOEXEC)) {
         rc = LXM_ERROR_IO;
         set_error(r, rc, "pipe: %s", strerror(errno));
@@ -410,6 +438,12 @@ static int start(receiver *r)
 /* The restore stopped reading before the stream ended: why? */
 static int restore_stopped(receiver *r)
 {
+    if (r->rctx) {
+        /* A failed feed: nothing of it may remain. */
+        if (r->fast->restore_cancel)
+            r->fast->restore_cancel(r->rctx);
+        r->rctx = NULL;
+    }
     join_restorer(r);
     if (r->restore_rc) {
         set_error(r, r->restore_rc,
@@ -465,9 +499,19 @@ static int receive_stream(receiver *r, yajl_val *end_r, bool *drain_r)
                 set_error(r, rc, "malformed stream from %s: %s", r->src, line);
                 return rc;
             }
-            rc = pipe_write(r, f.payload, f.length);
-            if (rc)
-                return restore_stopped(r);
+            /* Here STREAM frames become stream bytes again (the codec
+             * layer of issue 5 decodes here). */
+            if (r->rctx) {
+                rc = r->fast->restore_feed(r->rctx, f.payload, f.length);
+                if (rc) {
+                    r->restore_rc = rc;
+                    return restore_stopped(r);
+                }
+            } else {
+                rc = pipe_write(r, f.payload, f.length);
+                if (rc)
+                    return restore_stopped(r);
+            }
             r->stream_bytes += f.length;
             if (r->o->on_stream_bytes)
                 r->o->on_stream_bytes(r->o->hook_opaque, "receive",
@@ -657,6 +701,10 @@ int lxm__migrate_receive(const lxm__backend_ops *ops, lxm__backend *b,
     r->lg = o->logger;
     r->rfd = r->wfd = -1;
     r->conn_ok = true;
+    r->fast = lxm__backend_fastpath_of(ops);
+    if (r->fast && (!r->fast->restore_begin || !r->fast->restore_feed ||
+                    !r->fast->restore_finish))
+        r->fast = NULL;
 
     src = lxm__jstr(req, "source_host");
     snprintf(rep->source, sizeof(rep->source), "%s",

@@ -54,6 +54,8 @@ void lxm__migrate_report_json(const lxm__migrate_report *r, yajl_gen g)
     lxm__json_uint(g, "bytes_wire", r->bytes_wire);
     lxm__json_bool(g, "digest_checked", r->digest_checked);
     lxm__json_bool(g, "source_resumed", r->source_resumed);
+    lxm__json_uint(g, "gate_wait_ms", r->gate_wait_ms);
+    lxm__json_bool(g, "precopy_forced", r->precopy_forced);
 }
 
 /* ---- internals shared by send.c and receive.c ---------------------- */

@@ -7,6 +7,8 @@
  *   lxm__conn_connect(), lxm__conn_listen(), lxm__conn_accept(),
  *   lxm__conn_from_fd(), lxm__conn_free()        set-up and tear-down
  *   lxm__conn_send(), lxm__conn_recv()           one frame each
+ *   lxm__conn_sendv()                            a STREAM frame from
+ *                                                an iovec
  *   lxm__conn_shutdown()                         from any thread
  *   lxm__conn_fd(), _peer(), _set_timeout(), _set_rate(), _bytes_out(),
  *   _bytes_in(), _last_error(), _set_error()     accessors
@@ -1032,6 +1034,57 @@ int lxm__conn_send(lxm__conn *c, uint8_t type, uint8_t codec,
         n = 2;
     }
     return send_all(c, iov, n);
+}
+
+/*
+ * One frame whose payload is the concatenation of iov[0..n): the
+ * bytes go from where they are straight into the socket (no staging
+ * copy).  Sent with at most SENDV_IOV entries per sendmsg().
+ */
+#define SENDV_IOV 1024
+int lxm__conn_sendv(lxm__conn *c, uint8_t type, uint8_t codec,
+                    const struct iovec *iov, int n)
+{
+    uint8_t hdr[LXM__FRAME_HDR_LEN];
+    struct iovec v[SENDV_IOV];
+    uint64_t length = 0;
+    int i, k, rc;
+
+    for (i = 0; i < n; i++)
+        length += iov[i].iov_len;
+    if (type != LXM__MSG_STREAM)
+        return conn_fail(c, LXM_ERROR_INVAL,
+                         "refusing to send a %s frame from an iovec",
+                         lxm__msg_name(type));
+    if (length > LXM__FRAME_MAX)
+        return conn_fail(c, LXM_ERROR_INVAL,
+                         "refusing to send a %s frame of %" PRIu64
+                         " bytes to %s (cap %u)",
+                         lxm__msg_name(type), length, c->peer, LXM__FRAME_MAX);
+    rc = rate_wait(c, (uint32_t)length);
+    if (rc)
+        return rc;
+
+    lxm__put_le32(hdr, (uint32_t)length);
+    hdr[4] = type;
+    hdr[5] = codec;
+    hdr[6] = 0;
+    hdr[7] = 0;
+    v[0].iov_base = hdr;
+    v[0].iov_len = sizeof(hdr);
+    k = 1;
+    for (i = 0; i < n; i++) {
+        if (!iov[i].iov_len)
+            continue;
+        if (k == SENDV_IOV) {
+            rc = send_all(c, v, k);
+            if (rc)
+                return rc;
+            k = 0;
+        }
+        v[k++] = iov[i];
+    }
+    return send_all(c, v, k);
 }
 
 /* ------------------------------------------------------------------ */

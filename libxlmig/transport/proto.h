@@ -67,6 +67,12 @@ enum {
     LXM__CODEC_ZSTD = 2,
     LXM__CODEC_LZ4 = 3,
     LXM__CODEC_PAGES = 0x10, /* page-aware pre-pass */
+    /* Issue 5 (codec/frame.c, docs/compression.md): the codec byte of
+     * a STREAM frame is the block codec id (bits 0-3) | LXM__CODEC_PAGES
+     * when the payload holds pre-pass tokens; LXM__CODEC_END is the
+     * compressed stream's end marker. */
+    LXM__CODEC_ID_MASK = 0x0f,
+    LXM__CODEC_END = 0x0f,
 };
 
 const char *lxm__msg_name(uint8_t type);
@@ -80,9 +86,12 @@ const char *lxm__msg_name(uint8_t type);
  *                   state: "running"|"paused"|"suspended"
  *                   type: "pv"|"pvh"|"hvm"
  *   host-info    -> {"hostname","backend","xen_version","cpu_vendor",
- *                    "total_memory","free_memory","nr_cpus","nr_domains"}
+ *                    "total_memory","free_memory","nr_cpus","nr_domains",
+ *                    "xen_major","xen_minor","xen_extra" (".7"),
+ *                    "featureset":[16 words]}
  *   domain-info {"domain"} -> one entry as in list, plus "uuid",
- *                    "nr_pci","nr_vusb","nomigrate","on_boot"
+ *                    "nr_pci","nr_vusb","nomigrate","on_boot",
+ *                    "ha_protected","featureset":[16 words]
  *   migrate {"domain","destination":"HOST:PORT","live":bool,
  *            "policy":"downtime"|"xen"|"suspend-if-needed"|
  *            "abort-if-busy","downtime_ms","max_rounds",
@@ -94,7 +103,8 @@ const char *lxm__msg_name(uint8_t type);
  *                   migration is a REPLY with "status" != "migrated"
  *   sim-create {"name","memory_bytes","vcpus","type","dirty_rate"
  *               (pages/s),"working_set" (bytes),"mix" (spec string),
- *               "seed"}            -> {"name","domid"}
+ *               "seed","nr_pci","nr_vusb","nomigrate","on_boot",
+ *               "ha_protected"}   -> {"name","domid"}
  *   sim-destroy {"domain"}         -> {}
  *   sim-digest {"domain"}          -> {"digest":"32 hex digits"}
  *   shutdown                       -> {} then the agent exits
@@ -206,6 +216,14 @@ const char *lxm__conn_last_error(const lxm__conn *c);
 /* Record a one-line error as c's last error and log it once through
  * c's logger (for callers that detect a protocol error themselves). */
 void lxm__conn_set_error(lxm__conn *c, const char *fmt, ...) LXM_PRINTF(2, 3);
+
+/* ---- additions (engine, issue 3 item 10) -------------------------- */
+
+struct iovec;
+/* Send one STREAM frame whose payload is iov[0..n) concatenated (at
+ * most LXM__FRAME_MAX bytes), straight from where the bytes are. */
+int lxm__conn_sendv(lxm__conn *c, uint8_t type, uint8_t codec,
+                    const struct iovec *iov, int n);
 
 #endif /* LXM_PROTO_H */
 

@@ -19,7 +19,8 @@
 #     base-initrd.gz   dom0: busybox, the Xen toolstack, modules, guest
 #                      payload, /init (dom0-init); cached, rebuilt only
 #                      when the .debs or the lab's files change
-#     project.cpio.gz  this checkout: xlmig, xlmigd, the libraries they
+#     project.cpio.gz  this checkout: xlmig, xlmigd, xlmig-hawatch and
+#                      xlmig-ha-hooks.sh, the libraries they
 #                      need that dom0 lacks, dom0-test.sh, lab-tee;
 #                      rebuilt always
 #     dom0-initrd.gz   base-initrd.gz + project.cpio.gz (the kernel takes
@@ -225,7 +226,10 @@ info=$p/opt/xlmig/BUILD-INFO
     echo "checkout: $(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)"
     echo "built: $(date -u +%FT%TZ)"
 } >"$info"
-for bin in "$xlmig_bin" "$xlmigd_bin"; do
+hawatch_bin=${LXM_HAWATCH:-$top/xenstore-hooks/xlmig-hawatch}
+mkdir -p "$p/opt/xlmig/share"
+cp "$top/xenstore-hooks/xlmig-ha-hooks.sh" "$p/opt/xlmig/share/"
+for bin in "$xlmig_bin" "$xlmigd_bin" "$hawatch_bin"; do
     name=$(basename "$bin")
     if [ ! -x "$bin" ]; then
         say "$name: not built ($bin); dom0 steps that need it will fail"

@@ -22,6 +22,12 @@
 #   xlmig-fault     the same, but agent b is killed (SIGKILL) once
 #                   labvm--incoming exists: the guest still runs on the
 #                   source and no half-built domain remains
+#   xl-transport    stock xl migrate -s "xlmig xl-transport ...": the
+#                   stream goes through agent b, which runs xl
+#                   migrate-receive; the ticks go on, a new domid
+#   xs-hooks        xenstore-hooks against the real xenstored: three sim
+#                   agents, xlmig-hawatch, a request written by the hook
+#                   helpers evacuates host s1 (the status keys checked)
 #
 # Output lines for run.sh (everything else is diagnostics):
 #   XENLAB STEP name            a step starts
@@ -228,8 +234,10 @@ do_save_restore() {
     rm -f /tmp/$G.save
 }
 
-# xl_migrate STEP RECEIVER: a live localhost `xl migrate`; -s "" means no
-# ssh: the "host" operand is the whole receiving command
+# xl_migrate STEP RECEIVER [TRANSPORT]: a live localhost `xl migrate`;
+# without TRANSPORT, -s "" means no ssh: the "host" operand (RECEIVER) is
+# the whole receiving command; with it, xl runs "TRANSPORT RECEIVER xl
+# migrate-receive" as it would run ssh
 xl_migrate() {
     step $1
     if ! ensure_guest; then
@@ -240,7 +248,7 @@ xl_migrate() {
     nb=$(banners)
     id0=$(domid_of $G)
     _s=$(now)
-    timeout 900 xl migrate -s "" $G "$2" >/tmp/$1.log 2>&1
+    timeout 900 xl migrate -s "${3:-}" $G "$2" >/tmp/$1.log 2>&1
     rc=$?
     t=$(since "$_s")
     tail -n 12 /tmp/$1.log
@@ -496,6 +504,97 @@ do_xlmig_fault() {
     pass xlmig-fault "receiver killed mid-stream: xlmig exit $rc $det s later, $G runs on (domid $id0), ticks $before -> $(maxtick); half-built domain $how"
 }
 
+# ---- the xenstore hooks -----------------------------------------------------
+# Three sim hosts (xlmigd --backend sim) in dom0 make a pool; the HA
+# watcher (xlmig-hawatch) runs against the real xenstored; an "HA
+# daemon" (xlmig-ha-hooks.sh) writes a request with xenstore-write and
+# waits for the status keys: every VM leaves host s1.
+XS_PREFIX=/local/domain/0/xlmig
+xs_key() { xenstore-read "$XS_PREFIX/evacuation/$1" 2>/dev/null; }
+start_sim_agent() {
+    rm -f $AGENT_DIR/$1.ready
+    mkdir -p /var/lib/xlmig-$1
+    xlmigd --backend sim --hostname $1 --sim-memory 256M --foreground \
+        --state-dir /var/lib/xlmig-$1 --listen 127.0.0.1:$2 \
+        --control $AGENT_DIR/$1.sock --ready-file $AGENT_DIR/$1.ready \
+        >>/tmp/xlmigd-$1.log 2>&1 &
+    eval "PID_$1=$!"
+    _t=0
+    while [ $_t -lt 30 ]; do
+        [ -e $AGENT_DIR/$1.ready ] && return 0
+        sleep 1
+        _t=$((_t + 1))
+    done
+    echo "sim xlmigd $1 not ready within 30 s"; tail -n 20 /tmp/xlmigd-$1.log
+    return 1
+}
+do_xs_hooks() {
+    step xs-hooks
+    if ! have_tools || ! command -v xlmig-hawatch >/dev/null 2>&1; then
+        fail xs-hooks "not built: xlmig, xlmigd or xlmig-hawatch (run make)"
+        return 1
+    fi
+    _s=$(now)
+    if ! start_sim_agent s1 8711 || ! start_sim_agent s2 8712 ||
+       ! start_sim_agent s3 8713; then
+        fail xs-hooks "the sim agents did not start"
+        return 1
+    fi
+    printf 's1 127.0.0.1:8711\ns2 127.0.0.1:8712\ns3 127.0.0.1:8713\n' >/tmp/pool.conf
+    for v in vm1 vm2 vm3 vm4; do
+        if ! timeout 60 xlmig -H $AGENT_DIR/s1.sock sim-create $v --memory 16M \
+            --dirty-rate 200 >/dev/null; then
+            fail xs-hooks "xlmig sim-create $v on s1 failed"
+            return 1
+        fi
+    done
+    xlmig-hawatch --host s1 --once --xlmig "$(command -v xlmig)" \
+        --log /tmp/xlmig-hawatch.log -- --pool /tmp/pool.conf --batch-size 2 \
+        >/tmp/xlmig-hawatch.out 2>&1 &
+    _w=$!
+    _t=0
+    while [ "$(xs_key watcher)" != ready ] && [ $_t -lt 20 ]; do
+        sleep 1
+        _t=$((_t + 1))
+    done
+    # shellcheck disable=SC1091
+    . /opt/xlmig/share/xlmig-ha-hooks.sh
+    if ! id=$(xlmig_evacuate_request "xen-lab: HA hook test"); then
+        fail xs-hooks "xlmig_evacuate_request failed (watcher key: '$(xs_key watcher)')"
+        kill $_w 2>/dev/null
+        return 1
+    fi
+    st=$(xlmig_evacuate_wait "$id" 180)
+    timing xs-hooks-evacuate "$(since "$_s")"
+    _t=0
+    while kill -0 $_w 2>/dev/null && [ $_t -lt 30 ]; do sleep 1; _t=$((_t + 1)); done
+    kill $_w 2>/dev/null
+    wait $_w
+    wrc=$?
+    xenstore-ls -f $XS_PREFIX 2>/dev/null | head -n 60
+    cat /tmp/xlmig-hawatch.log
+    left=$(timeout 30 xlmig -H $AGENT_DIR/s1.sock list --json | grep -c '"name"')
+    n2=$(timeout 30 xlmig -H $AGENT_DIR/s2.sock list --json | grep -c '"name"')
+    n3=$(timeout 30 xlmig -H $AGENT_DIR/s3.sock list --json | grep -c '"name"')
+    vm1=$(xs_key vm/vm1/state)
+    if [ "$st" != done ]; then
+        fail xs-hooks "request $id ended '$st' (state '$(xs_key state)', error '$(xs_key error)')"
+    elif [ "$(xs_key migrated)" != 4 ] || [ "$(xs_key request-id)" != "$id" ]; then
+        fail xs-hooks "status keys: migrated '$(xs_key migrated)', request-id '$(xs_key request-id)'"
+    elif [ "$vm1" != migrated ]; then
+        fail xs-hooks "vm/vm1/state is '$vm1'"
+    elif [ "$left" != 0 ] || [ $((n2 + n3)) != 4 ]; then
+        fail xs-hooks "VMs: $left left on s1, $n2 on s2, $n3 on s3"
+    elif [ "$wrc" != 0 ]; then
+        fail xs-hooks "xlmig-hawatch --once exited $wrc"
+    else
+        pass xs-hooks "real xenstored: request $id -> 4 VMs s1 -> s2/s3 ($n2/$n3), state done, keys checked"
+    fi
+    stop_agent s1
+    stop_agent s2
+    stop_agent s3
+}
+
 # ---- the end -----------------------------------------------------------------
 finish() {
     step collect
@@ -520,7 +619,7 @@ all)
     # xenlab_steps=create+xl+xlmig on the dom0 command line (run.sh's
     # STEPS) runs a subset; the default is every group
     groups=" $(sed -n 's/.*xenlab_steps=\([a-z+]*\).*/\1/p' /proc/cmdline | tr + ' ') "
-    [ "$groups" = "  " ] && groups=" create save xl xlmig "
+    [ "$groups" = "  " ] && groups=" create save xl xlmig xs "
     want() { case "$groups" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
     setup || { finish; exit 1; }
     do_create
@@ -530,6 +629,12 @@ all)
         do_agents
         do_xlmig_migrate
         do_xlmig_fault
+    fi
+    want xs && do_xs_hooks
+    if want xlmig && [ "$AGENTS_UP" = 1 ]; then
+        # stock xl, with xlmig as its transport instead of ssh: agent b
+        # runs xl migrate-receive
+        xl_migrate xl-transport 127.0.0.1 "xlmig xl-transport --agent 127.0.0.1:$PORT_B"
     fi
     finish
     ;;

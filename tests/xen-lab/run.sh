@@ -10,7 +10,7 @@
 #   TIMEOUT=3000   seconds QEMU may run at most (the whole test)
 #   CPU=qemu64,+svm,+npt  SMP=2  MEM=2048 (MiB)  DOM0_MEM=768M
 #   NO_BUILD=1     skip build-image.sh (use the images as they are)
-#   STEPS=save+xl+xlmig  the dom0 step groups to run (default all; a
+#   STEPS=save+xl+xlmig+xs  the dom0 step groups to run (default all; a
 #                  partial run reports the others as "not reached")
 #   XENLAB_DIR     the lab's folder (default .cache/xen-lab)
 #   LXM_XLMIG / LXM_VERIFY_STREAM  the host's xlmig and verify-stream-v2
@@ -42,7 +42,8 @@ verify=${LXM_VERIFY_STREAM:-$top/.cache/bin/verify-stream-v2}
 
 # the steps, in order; a step with no RESULT line failed ("not reached")
 steps=(boot dom0-setup guest-create xl-save xl-restore xl-migrate xl-migrate-capture
-       xlmigd-start xlmig-migrate xlmig-fault stream-info-save
+       xlmigd-start xlmig-migrate xlmig-fault xs-hooks xl-transport
+       stream-info-save
        stream-info-migration)
 
 t_start=$(date +%s)
@@ -73,7 +74,7 @@ xen_args="console=com1 com1=115200,8n1 dom0_mem=$DOM0_MEM,max:$DOM0_MEM"
 xen_args="$xen_args dom0_max_vcpus=$SMP loglvl=all guest_loglvl=all"
 xen_args="$xen_args bootscrub=false console_timestamps=boot smap=0 ${XEN_EXTRA:-}"
 # NB: QEMU's multiboot -initrd separates modules with ',': none in here.
-dom0_args="console=hvc0 earlyprintk=xen rdinit=/init loglevel=5 xenlab=$MODE xenlab_steps=${STEPS:-save+xl+xlmig} ${DOM0_EXTRA:-}"
+dom0_args="console=hvc0 earlyprintk=xen rdinit=/init loglevel=5 xenlab=$MODE xenlab_steps=${STEPS:-save+xl+xlmig+xs} ${DOM0_EXTRA:-}"
 # -cpu: qemu64 (no XSAVE/AVX) + SVM with nested paging.  "-cpu max"
 # corrupts dom0 processes at random once guests run; SVM+NPT gives PVH
 # guests HAP log-dirty, the only live migration Debian's Xen (no shadow

@@ -58,6 +58,7 @@ enum {
     XLMIG_OPT_DIRTY_RATE,
     XLMIG_OPT_WORKING_SET,
     XLMIG_OPT_MIX,
+    XLMIG_OPT_AGENT, /* xl-transport */
 };
 
 struct cmd_opt {
@@ -127,6 +128,7 @@ int xlmig_main_host_info(const struct cmd_spec *spec, int argc, char **argv);
 int xlmig_main_sim_create(const struct cmd_spec *spec, int argc, char **argv);
 int xlmig_main_sim_destroy(const struct cmd_spec *spec, int argc, char **argv);
 int xlmig_main_migrate(const struct cmd_spec *spec, int argc, char **argv);
+int xlmig_main_xl_transport(const struct cmd_spec *spec, int argc, char **argv);
 
 /* xlmig_domain.c: argument parsing shared by the agent commands.  A
  * decimal number without sign, at most max.  (Sizes: lxm__parse_size.) */
@@ -167,6 +169,23 @@ typedef void xlmig_event_fn(void *opaque, yajl_val ev);
 int xlmig_agent_call(xlmig_agent *a, const char *cmd, yajl_gen req,
                      uint32_t timeout_ms, xlmig_event_fn *event_fn,
                      void *opaque, yajl_val *reply_r, char **raw_r);
+
+/* ---- xlmig_compress.c: stream-compress, stream-decompress (issue 5) ----
+ * Option values beyond the enum above, so that other families can add
+ * theirs; XLMIG_OPT_COMPRESS and XLMIG_OPT_THREADS are meant to be
+ * shared with `migrate --compress`. */
+enum {
+    XLMIG_OPT_CODEC_BASE = XLMIG_OPT_LONG_ONLY + 200,
+    XLMIG_OPT_COMPRESS = XLMIG_OPT_CODEC_BASE,
+    XLMIG_OPT_THREADS,
+    XLMIG_OPT_NO_PAGES,
+    XLMIG_OPT_CACHE,
+};
+
+int xlmig_main_stream_compress(const struct cmd_spec *spec, int argc,
+                               char **argv);
+int xlmig_main_stream_decompress(const struct cmd_spec *spec, int argc,
+                                 char **argv);
 
 #endif /* XLMIG_H */
 

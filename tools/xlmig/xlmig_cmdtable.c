@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "xlmig.h"
+#include "xlmig_evacuate.h"
 
 static const struct cmd_opt stream_info_opts[] = {
     { "json", XLMIG_OPT_JSON, NULL, "print one JSON object instead of text" },
@@ -82,6 +83,82 @@ static const struct cmd_opt sim_create_opts[] = {
     { "mix", XLMIG_OPT_MIX, "SPEC",
       "initial content, e.g. zero=40,code=20,text=20 (rest random)" },
     { "seed", XLMIG_OPT_SEED, "N", "seed of the initial content" },
+    /* pre-check flags (issue 6) */
+    { "pci", XLMIG_OPT_PCI, "N", "PCI passthrough devices (default 0)" },
+    { "vusb", XLMIG_OPT_VUSB, "N", "virtual USB devices (default 0)" },
+    { "nomigrate", XLMIG_OPT_NOMIGRATE, NULL, "mark it nomigrate" },
+    { "on-boot", XLMIG_OPT_ON_BOOT, "start|reset",
+      "what happens to its disks at boot (default start)" },
+    { "ha", XLMIG_OPT_HA, NULL, "mark it HA-protected" },
+    { NULL, 0, NULL, NULL },
+};
+
+#define POOL_HELP "the pool file (default " LXM__POOL_CONF ")"
+
+static const struct cmd_opt pool_list_opts[] = {
+    { "json", XLMIG_OPT_JSON, NULL, JSON_HELP },
+    { "pool", XLMIG_OPT_POOL, "FILE", POOL_HELP },
+    { NULL, 0, NULL, NULL },
+};
+
+static const struct cmd_opt host_evacuate_opts[] = {
+    { "json", XLMIG_OPT_JSON, NULL, JSON_HELP },
+    { "pool", XLMIG_OPT_POOL, "FILE", POOL_HELP },
+    { "policy", XLMIG_OPT_POLICY, "binpack|even|power-saving",
+      "where VMs go (default binpack)" },
+    { "batch-size", XLMIG_OPT_BATCH_SIZE, "N",
+      "migrations at once (default: xapi.conf's evacuation-batch-size,"
+      " else 10)" },
+    { "xapi-conf", XLMIG_OPT_XAPI_CONF, "FILE",
+      "xapi's config file (default " LXM__XAPI_CONF ")" },
+    { "xapi-conf-dir", XLMIG_OPT_XAPI_CONF_DIR, "DIR",
+      "its drop-in directory (default " LXM__XAPI_CONF_DIR ")" },
+    { "dry-run", XLMIG_OPT_DRY_RUN, NULL,
+      "print the plan and what prevents the evacuation; move nothing" },
+    { "high-vm-count", XLMIG_OPT_HIGH_VM_COUNT, "N",
+      "even/power-saving: VMs a host may run (default 10)" },
+    { "migration-threshold", XLMIG_OPT_MIGRATION_THRESHOLD, "N",
+      "even: VM counts this close are balanced (default 5)" },
+    { "spm-vm-grace", XLMIG_OPT_SPM_VM_GRACE, "N",
+      "even: VM slots kept free on spm=1 hosts (default 5)" },
+    { "agent-timeout-ms", XLMIG_OPT_AGENT_TIMEOUT, "MS",
+      "per agent connect and request (default 5000)" },
+    /* running (xlmig_evacuate_run.c) */
+    { "dest-cap", XLMIG_OPT_EVAC_RUN_BASE, "N",
+      "migrations at once into one host (default 3, 0: no cap)" },
+    { "max-attempts", XLMIG_OPT_EVAC_RUN_BASE + 1, "N",
+      "tries per VM, each on another host (default 2)" },
+    { "json-events", XLMIG_OPT_EVAC_RUN_BASE + 2, NULL,
+      "one JSON object per line on stdout as things happen" },
+    { "downtime-ms", XLMIG_OPT_DOWNTIME_MS, "MS",
+      "downtime goal of each migration (the agent's default)" },
+    { "no-verify", XLMIG_OPT_NO_VERIFY, NULL,
+      "do not compare memory digests before each commit" },
+    { NULL, 0, NULL, NULL },
+};
+
+static const struct cmd_opt stream_compress_opts[] = {
+    { "json", XLMIG_OPT_JSON, NULL, "print a JSON summary on stdout" },
+    { "compress", XLMIG_OPT_COMPRESS, "ALG[:L]",
+      "none, zlib[:1-9], zstd[:L], lz4[:A] (default zlib)" },
+    { "threads", XLMIG_OPT_THREADS, "N", "codec threads (default: CPUs)" },
+    { "no-pages", XLMIG_OPT_NO_PAGES, NULL, "no page-aware pre-pass" },
+    { "cache", XLMIG_OPT_CACHE, "SIZE",
+      "pre-pass delta cache, K/M/G suffixes (default 64M)" },
+    { "format", XLMIG_OPT_FORMAT, "xl|libxl|libxc",
+      "where the stream starts (default xl)" },
+    { NULL, 0, NULL, NULL },
+};
+
+static const struct cmd_opt stream_decompress_opts[] = {
+    { "json", XLMIG_OPT_JSON, NULL, "print a JSON summary on stdout" },
+    { "threads", XLMIG_OPT_THREADS, "N", "codec threads (default: CPUs)" },
+    { NULL, 0, NULL, NULL },
+};
+
+static const struct cmd_opt xl_transport_opts[] = {
+    { "agent", XLMIG_OPT_AGENT, "ADDR",
+      "the receiving agent (default HOST:8702)" },
     { NULL, 0, NULL, NULL },
 };
 
@@ -99,6 +176,20 @@ const struct cmd_spec xlmig_cmd_table[] = {
         "Write a synthetic stream of a made-up guest",
         "[options] FILE|-",
         stream_synth_opts,
+    },
+    {
+        "stream-compress",
+        xlmig_main_stream_compress,
+        "Compress a saved stream into xlmig's framed format",
+        "[options] IN|- OUT|-",
+        stream_compress_opts,
+    },
+    {
+        "stream-decompress",
+        xlmig_main_stream_decompress,
+        "Restore a compressed stream, byte for byte",
+        "[options] IN|- OUT|-",
+        stream_decompress_opts,
     },
     {
         "list",
@@ -134,6 +225,27 @@ const struct cmd_spec xlmig_cmd_table[] = {
         "Destroy a simulated domain (sim backend)",
         "[options] NAME",
         agent_opts,
+    },
+    {
+        "pool-list",
+        xlmig_main_pool_list,
+        "List the pool's hosts with their agents' host info",
+        "[options]",
+        pool_list_opts,
+    },
+    {
+        "host-evacuate",
+        xlmig_main_host_evacuate,
+        "Move every VM off a pool host (--dry-run: plan only)",
+        "[options] HOST",
+        host_evacuate_opts,
+    },
+    {
+        "xl-transport",
+        xlmig_main_xl_transport,
+        "Carry stock xl migrate's stream (xl migrate -s)",
+        "[options] HOST xl [XL-OPTIONS] migrate-receive [OPTIONS]",
+        xl_transport_opts,
     },
 };
 

@@ -22,6 +22,7 @@
 #include "libxlmig_internal.h"
 #include "transport/proto.h"
 #include "xlmig.h"
+#include "xlmig_evacuate.h" /* sim-create's pre-check options */
 
 /* Each request may take this long (sim-create fills memory). */
 #define CALL_TIMEOUT_MS 120000
@@ -194,9 +195,10 @@ int xlmig_main_sim_create(const struct cmd_spec *spec, int argc, char **argv)
     yajl_val reply = NULL;
     yajl_gen req;
     char *raw = NULL;
-    const char *arg, *type = NULL, *mix = NULL, *name;
+    const char *arg, *type = NULL, *mix = NULL, *name, *on_boot = NULL;
     uint64_t memory = 0, vcpus = 1, dirty = 0, wset = 0, seed = 0;
-    bool json = xlmig_json, have_seed = false;
+    uint64_t pci = 0, vusb = 0;
+    bool json = xlmig_json, have_seed = false, nomigrate = false, ha = false;
     int opt, ret;
 
     while ((opt = xlmig_getopt(spec, argc, argv, &arg)) != -1) {
@@ -241,6 +243,28 @@ int xlmig_main_sim_create(const struct cmd_spec *spec, int argc, char **argv)
                 return xlmig_usage_error(spec->name, "bad --seed '%s'", arg);
             have_seed = true;
             break;
+        case XLMIG_OPT_PCI:
+            if (!xlmig_parse_u64(arg, 64, &pci))
+                return xlmig_usage_error(spec->name, "bad --pci '%s' (0-64)",
+                                         arg);
+            break;
+        case XLMIG_OPT_VUSB:
+            if (!xlmig_parse_u64(arg, 64, &vusb))
+                return xlmig_usage_error(spec->name, "bad --vusb '%s' (0-64)",
+                                         arg);
+            break;
+        case XLMIG_OPT_NOMIGRATE:
+            nomigrate = true;
+            break;
+        case XLMIG_OPT_ON_BOOT:
+            if (strcmp(arg, "start") && strcmp(arg, "reset"))
+                return xlmig_usage_error(
+                    spec->name, "bad --on-boot '%s' (start, reset)", arg);
+            on_boot = arg;
+            break;
+        case XLMIG_OPT_HA:
+            ha = true;
+            break;
         case XLMIG_OPT_HELP:
             return XLMIG_EXIT_OK;
         default:
@@ -267,6 +291,16 @@ int xlmig_main_sim_create(const struct cmd_spec *spec, int argc, char **argv)
         lxm__json_str(req, "mix", mix);
     if (have_seed)
         lxm__json_uint(req, "seed", seed);
+    if (pci)
+        lxm__json_uint(req, "nr_pci", pci);
+    if (vusb)
+        lxm__json_uint(req, "nr_vusb", vusb);
+    if (nomigrate)
+        lxm__json_bool(req, "nomigrate", true);
+    if (on_boot)
+        lxm__json_str(req, "on_boot", on_boot);
+    if (ha)
+        lxm__json_bool(req, "ha_protected", true);
     ret = call_agent(spec->name, req, &reply, &raw);
     if (ret)
         return ret;

@@ -5,7 +5,8 @@
  *
  *   xlmigd [--backend auto|libxl|sim] [--state-dir DIR]
  *          [--listen HOST:PORT] [--control PATH] [--foreground]
- *          [--sim-memory SIZE] [--hostname NAME] [--ready-file FILE] [-v]
+ *          [--sim-memory SIZE] [--hostname NAME] [--ready-file FILE]
+ *          [--stop-copy-slots N] [-v]
  *
  * Order of startup: options, LXM_FAULT, backend choice, daemonize (the
  * first parent waits until the agent is ready or has failed, and exits
@@ -48,6 +49,8 @@ typedef struct options {
     char ready_file[PATH_MAX];
     const char *hostname;
     uint64_t sim_memory;
+    unsigned int stop_copy_slots; /* 0: no gate */
+    const char *xl_path;          /* xl-receive's xl */
     bool foreground;
     int verbose;
 } options;
@@ -111,6 +114,10 @@ static void usage(FILE *f)
           "  --sim-memory SIZE         sim: host memory for domains (K/M/G;\n"
           "                            default 16G)\n"
           "  --hostname NAME           sim: this host's name\n"
+          "  --stop-copy-slots N       outgoing migrations paused at once\n"
+          "                            (default 1; 0: no limit)\n"
+          "  --xl-path PATH            the xl that xl-receive runs (default\n"
+          "                            xl on PATH)\n"
           "  --ready-file FILE         write control=PATH and listen=ADDR\n"
           "                            there once listening\n"
           "  -v, --verbose             debug logging\n"
@@ -159,6 +166,8 @@ static int parse_options(int argc, char **argv, options *o)
         OPT_HOSTNAME,
         OPT_READY_FILE,
         OPT_VERSION,
+        OPT_STOP_COPY_SLOTS,
+        OPT_XL_PATH,
     };
     static const struct option longopts[] = {
         { "backend", required_argument, NULL, OPT_BACKEND },
@@ -169,6 +178,8 @@ static int parse_options(int argc, char **argv, options *o)
         { "sim-memory", required_argument, NULL, OPT_SIM_MEMORY },
         { "hostname", required_argument, NULL, OPT_HOSTNAME },
         { "ready-file", required_argument, NULL, OPT_READY_FILE },
+        { "stop-copy-slots", required_argument, NULL, OPT_STOP_COPY_SLOTS },
+        { "xl-path", required_argument, NULL, OPT_XL_PATH },
         { "verbose", no_argument, NULL, 'v' },
         { "version", no_argument, NULL, OPT_VERSION },
         { "help", no_argument, NULL, 'h' },
@@ -182,6 +193,8 @@ static int parse_options(int argc, char **argv, options *o)
     memset(o, 0, sizeof(*o));
     o->backend = "auto";
     o->listen = DEFAULT_LISTEN;
+    o->stop_copy_slots = 1;
+    o->xl_path = "xl";
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":fvh", longopts, NULL)) != -1) {
         switch (opt) {
@@ -212,6 +225,23 @@ static int parse_options(int argc, char **argv, options *o)
         case OPT_READY_FILE:
             ready = optarg;
             break;
+        case OPT_XL_PATH:
+            if (!*optarg || strlen(optarg) >= PATH_MAX)
+                return usage_error("bad --xl-path '%s'", optarg);
+            o->xl_path = optarg;
+            break;
+        case OPT_STOP_COPY_SLOTS: {
+            char *end;
+            unsigned long n;
+
+            errno = 0;
+            n = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || n > 1024 || optarg[0] == '-')
+                return usage_error("bad --stop-copy-slots '%s' (0-1024)",
+                                   optarg);
+            o->stop_copy_slots = (unsigned int)n;
+            break;
+        }
         case 'v':
             o->verbose++;
             break;
@@ -672,6 +702,7 @@ int main(int argc, char **argv)
         return 2;
     }
     d->is_sim = d->ops == &lxm__backend_sim_ops;
+    d->xl_path = o.xl_path;
     if (mkdir_p(d->state_dir, 0755)) {
         fprintf(stderr, "xlmigd: cannot create state dir %s: %s\n",
                 d->state_dir, strerror(errno));
@@ -731,6 +762,14 @@ int main(int argc, char **argv)
         goto out;
     }
     xlmigd_cleanup_incoming(d);
+    if (o.stop_copy_slots) {
+        rc = lxm__stopcopy_gate_new(o.stop_copy_slots, &d->gate);
+        if (rc) {
+            LXM_LOG_ERROR(d->lg, "cannot create the stop-and-copy gate: %s",
+                          lxm_strerror(rc));
+            goto out;
+        }
+    }
     rc = d->ops->host_info(d->b, &hi);
     if (rc) {
         LXM_LOG_ERROR(d->lg, "cannot read host info: %s", lxm_strerror(rc));
@@ -838,6 +877,8 @@ out:
     if (d->b)
         d->ops->close(d->b);
     d->b = NULL;
+    lxm__stopcopy_gate_free(d->gate); /* no thread uses it any more */
+    d->gate = NULL;
 out_exit:
     if (pid_written)
         unlink(pid_file);

@@ -90,6 +90,10 @@ struct xlmigd {
     uint16_t listen_port;
     bool is_sim;
     xlmigd_fault fault;
+    /* Outgoing migrations' stop-and-copy gate (--stop-copy-slots);
+     * NULL: none.  Thread-safe itself. */
+    lxm__stopcopy_gate *gate;
+    const char *xl_path; /* --xl-path: what xl-receive runs */
 
     /* Protected by lock. */
     pthread_mutex_t lock;
@@ -114,6 +118,11 @@ int xlmigd_control_request(xlmigd_conn *xc, const lxm__frame *f);
  * backend is open. */
 void xlmigd_cleanup_incoming(xlmigd *d);
 void xlmigd_peer_migrate(xlmigd_conn *xc, const lxm__frame *f);
+
+/* xlmigd_xlrecv.c: serve REQUEST {"cmd":"xl-receive"}: run xl
+ * migrate-receive for a stock `xl migrate -s "xlmig xl-transport"`.
+ * Always returns 1 (the connection is used up). */
+int xlmigd_xl_receive(xlmigd_conn *xc, yajl_val req);
 
 /* xlmigd_peer.c: parse LXM_FAULT (NULL ok).  LXM_ERROR_INVAL with a
  * message on stderr for a bad spec. */

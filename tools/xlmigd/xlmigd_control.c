@@ -26,6 +26,7 @@
 #define MAX_DOWNTIME_MS 3600000
 #define MAX_ROUNDS 10000
 #define MAX_VCPUS 512
+#define MAX_DEVICES 64 /* sim-create nr_pci, nr_vusb */
 /* Progress EVENTs are sent at most this often (and on every new round). */
 #define EVENT_INTERVAL_MS 100
 /* A client that does not read its events for this long is gone. */
@@ -131,6 +132,18 @@ static void domain_json(yajl_gen g, const lxm__domain_info *di)
     yajl_gen_map_close(g);
 }
 
+/* "featureset": [words] */
+static void featureset_json(yajl_gen g, const uint32_t *fs)
+{
+    unsigned int i;
+
+    lxm__json_key(g, "featureset");
+    yajl_gen_array_open(g);
+    for (i = 0; i < LXM__FEATURESET_WORDS; i++)
+        yajl_gen_integer(g, fs[i]);
+    yajl_gen_array_close(g);
+}
+
 /* The "domain" field, or an ERROR sent and NULL. */
 static const char *want_domain(xlmigd_conn *xc, yajl_val req, const char *cmd)
 {
@@ -207,7 +220,11 @@ static int req_host_info(xlmigd_conn *xc, yajl_val req)
     lxm__json_str(g, "hostname", d->hostname);
     lxm__json_str(g, "backend", hi.backend);
     lxm__json_str(g, "xen_version", ver);
+    lxm__json_uint(g, "xen_major", hi.xen_major);
+    lxm__json_uint(g, "xen_minor", hi.xen_minor);
+    lxm__json_str(g, "xen_extra", hi.xen_extra);
     lxm__json_str(g, "cpu_vendor", hi.cpu_vendor);
+    featureset_json(g, hi.featureset);
     lxm__json_uint(g, "total_memory", hi.total_memory);
     lxm__json_uint(g, "free_memory", hi.free_memory);
     lxm__json_uint(g, "nr_cpus", hi.nr_cpus);
@@ -245,6 +262,8 @@ static int req_domain_info(xlmigd_conn *xc, yajl_val req)
     lxm__json_uint(g, "nr_vusb", di.nr_vusb);
     lxm__json_bool(g, "nomigrate", di.nomigrate);
     lxm__json_str(g, "on_boot", di.on_boot);
+    lxm__json_bool(g, "ha_protected", di.ha_protected);
+    featureset_json(g, di.featureset);
     send_reply(xc, g);
     return 0;
 }
@@ -326,6 +345,7 @@ static int req_migrate(xlmigd_conn *xc, yajl_val req)
         return send_err(xc, LXM_ERROR_INVAL, "migrate: no destination given");
 
     lxm__migrate_opts_init(&opts);
+    opts.save.gate = xc->d->gate; /* NULL: --stop-copy-slots 0 */
     opts.save.live = lxm__jbool(req, "live", true);
     /* libxc owns the pre-copy loop under the libxl backend: its own
      * policy is the only one, so that is the default there. */
@@ -420,7 +440,7 @@ static int req_sim_create(xlmigd_conn *xc, yajl_val req)
 {
     xlmigd *d = xc->d;
     lxm__sim_create_params p;
-    const char *name, *type, *mix;
+    const char *name, *type, *mix, *on_boot;
     uint32_t domid = 0;
     int64_t v;
     yajl_gen g;
@@ -470,6 +490,28 @@ static int req_sim_create(xlmigd_conn *xc, yajl_val req)
     v = lxm__jint(req, "seed", -1);
     if (v >= 0)
         p.seed = (uint64_t)v;
+    /* Pre-check flags (issue 6). */
+    v = lxm__jint(req, "nr_pci", 0);
+    if (v < 0 || v > MAX_DEVICES)
+        return send_err(xc, LXM_ERROR_INVAL,
+                        "sim-create %s: nr_pci must be 0 to %d", name,
+                        MAX_DEVICES);
+    p.nr_pci = (uint32_t)v;
+    v = lxm__jint(req, "nr_vusb", 0);
+    if (v < 0 || v > MAX_DEVICES)
+        return send_err(xc, LXM_ERROR_INVAL,
+                        "sim-create %s: nr_vusb must be 0 to %d", name,
+                        MAX_DEVICES);
+    p.nr_vusb = (uint32_t)v;
+    p.nomigrate = lxm__jbool(req, "nomigrate", false);
+    p.ha_protected = lxm__jbool(req, "ha_protected", false);
+    on_boot = lxm__jstr(req, "on_boot");
+    if (on_boot && *on_boot) {
+        if (strlen(on_boot) >= sizeof(((lxm__domain_info *)0)->on_boot))
+            return send_err(xc, LXM_ERROR_INVAL,
+                            "sim-create %s: on_boot too long", name);
+        p.on_boot = on_boot;
+    }
 
     rc = lxm__sim_create(d->b, &p, &domid);
     if (rc == LXM_ERROR_EXISTS)
@@ -576,6 +618,7 @@ static const struct request {
     { "sim-destroy", req_sim_destroy, true },
     { "sim-digest", req_sim_digest, false },
     { "shutdown", req_shutdown, false },
+    { "xl-receive", xlmigd_xl_receive, false },
 };
 
 int xlmigd_control_request(xlmigd_conn *xc, const lxm__frame *f)

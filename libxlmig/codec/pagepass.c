@@ -1,0 +1,1536 @@
+/*
+ * pagepass.c - the page-aware pre-pass: a byte-exact transform of a
+ * libxl migration stream that sends zero pages as bits and re-sent
+ * pages as deltas against their last-sent contents.
+ *
+ * Entry points (codec.h):
+ *   lxm__pagepass_encoder_new / _decoder_new
+ *   lxm__pagepass_feed     any chunking, down to 1 byte
+ *   lxm__pagepass_finish   flush, END token (encoder) / check it (decoder)
+ *   lxm__pagepass_get_stats, lxm__pagepass_free
+ *
+ * Token stream, version 1 (docs/compression.md, "Page pre-pass tokens"):
+ *
+ *   header   "LXP" 0x01, varint cache_pages (must equal the decoder's)
+ *   0x00     END: the last token; nothing may follow
+ *   0x01     LIT  varint n (>= 1), n bytes copied as they are
+ *   0x02     PAGES: one libxc PAGE_DATA record
+ *              varint count (1..1024)
+ *              count x varint (zigzag(pfn - (prev_pfn + 1)) << 4 | type)
+ *                (prev_pfn starts at -1; reserved pfn-word bits are 0)
+ *              kind map: 2 bits per page with data, LSB first, padded
+ *                with 0 bits: 0 zero, 1 raw, 2 delta, 3 invalid
+ *              per non-zero data page: raw = 4096 bytes; delta =
+ *                varint L (0..3839; written in 2 bytes here), then L
+ *                bytes of runs
+ *                {varint skip, varint n (>= 1), n new bytes} against
+ *                the cached page; bytes not covered are unchanged
+ *   All varints are unsigned LEB128 of at most 10 bytes.  The record
+ *   header (type 1, length 8 + 8*count + 4096*pages with data) and the
+ *   sub-header (count, reserved 0) are implied.
+ *
+ * Cache (mirrored exactly by both sides; it depends only on tokens):
+ *   cache_pages = cache_bytes / 4096 entries, each one pfn's last-sent
+ *   contents.  Deltas in a PAGES token refer to the cache as it was
+ *   before the token.  After the token, its data pages are applied in
+ *   order: a zero page drops its pfn's entry (a later delta of it is
+ *   invalid); a raw or delta page stores the page and makes its entry
+ *   the most recently sent; a new entry takes the most recently freed
+ *   slot, else a never used one, else evicts the least recently sent.
+ *
+ * Encoder: walks the stream layers incrementally (xl header and config,
+ * libxl header and records, the libxc headers and records inside
+ * LIBXC_CONTEXT) and holds back only the record header it is reading or
+ * a whole PAGE_DATA record; every other byte goes out as LIT at once.
+ * Anything it does not recognise sends it to SEARCH: literal bytes
+ * while it looks for the format's magic again.  It never fails on its
+ * input.  Decoder: treats tokens as untrusted; LIT bytes are streamed,
+ * a PAGES token is held only while incomplete (bounded by its largest
+ * valid size).
+ *
+ * Stats: bytes_in counts stream bytes, bytes_out token bytes, for both
+ * directions.  A PAGE_DATA record the encoder sends as LIT (it would not
+ * shrink) counts its pages as raw.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/codec.h"
+#include "libxlmig_internal.h"
+
+#define PP_VERSION 1u
+#define TOK_END 0x00u
+#define TOK_LIT 0x01u
+#define TOK_PAGES 0x02u
+
+#define KIND_ZERO 0u
+#define KIND_RAW 1u
+#define KIND_DELTA 2u
+
+#define DEFAULT_CACHE_BYTES (UINT64_C(64) << 20)
+#define MAX_CACHE_PAGES (UINT64_C(1) << 28)     /* 1 TiB of cache */
+#define DELTA_MAX (LXM_PAGE_SIZE * 15 / 16 - 1) /* 3839 */
+#define VARINT_MAX 10u
+#define SLAB_PAGES 256u /* cache pages per allocation */
+/* The largest PAGE_DATA record (header included) the encoder takes. */
+#define REC_MAX                                                                \
+    (LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN +                                  \
+     (size_t)LXM_PAGE_DATA_MAX_PAGES * (8 + LXM_PAGE_SIZE))
+
+static const uint8_t pp_magic[4] = { 'L', 'X', 'P', PP_VERSION };
+
+/* ---- varints --------------------------------------------------------- */
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* >0: bytes used; 0: incomplete; -1: longer than 10 bytes. */
+static int get_varint(const uint8_t *p, size_t avail, uint64_t *v_r)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    for (i = 0; i < VARINT_MAX; i++) {
+        if (i == avail)
+            return 0;
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *v_r = v;
+            return (int)i + 1;
+        }
+    }
+    return -1;
+}
+
+static uint64_t zigzag(uint64_t d)
+{
+    return (d << 1) ^ (uint64_t) - (int64_t)(d >> 63);
+}
+
+static uint64_t unzigzag(uint64_t z)
+{
+    return (z >> 1) ^ (uint64_t) - (int64_t)(z & 1);
+}
+
+/* ---- page helpers ---------------------------------------------------- */
+
+static inline uint64_t ld64(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* 16 bytes, unaligned (SSE2 on x86-64, NEON on arm64). */
+typedef uint64_t v16 __attribute__((vector_size(16), aligned(1)));
+
+static inline v16 ld128(const uint8_t *p)
+{
+    v16 v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline bool v16_zero(v16 v)
+{
+    return !(v[0] | v[1]);
+}
+
+/* 256 bytes per test: ~1.7x memcpy in cache, memory bound outside. */
+static bool page_is_zero(const uint8_t *p)
+{
+    size_t i;
+
+    for (i = 0; i < LXM_PAGE_SIZE; i += 256) {
+        v16 a = ld128(p + i), b = ld128(p + i + 16);
+        size_t j;
+
+        for (j = 32; j < 256; j += 32) {
+            a |= ld128(p + i + j);
+            b |= ld128(p + i + j + 16);
+        }
+        if (!v16_zero(a | b))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Runs of bytes where cur differs from old, in 8-byte words: a run
+ * starts at the first differing byte of a differing word and ends at
+ * the last differing byte of the last word of a stretch of differing
+ * words.  Writes into d (room for DELTA_MAX + 16).  Returns
+ * the length (0: unchanged), or SIZE_MAX when it would exceed DELTA_MAX
+ * (send raw).
+ */
+static size_t delta_encode(const uint8_t *cur, const uint8_t *old, uint8_t *d)
+{
+    size_t i = 0, j, n = 0, prev = 0, start, stop;
+    uint64_t x;
+
+    for (;;) {
+        while (i + 64 <= LXM_PAGE_SIZE &&
+               v16_zero((ld128(cur + i) ^ ld128(old + i)) |
+                        (ld128(cur + i + 16) ^ ld128(old + i + 16)) |
+                        (ld128(cur + i + 32) ^ ld128(old + i + 32)) |
+                        (ld128(cur + i + 48) ^ ld128(old + i + 48))))
+            i += 64;
+        while (i < LXM_PAGE_SIZE && ld64(cur + i) == ld64(old + i))
+            i += 8;
+        if (i >= LXM_PAGE_SIZE)
+            break;
+        x = le64toh(ld64(cur + i) ^ ld64(old + i));
+        start = i + (size_t)__builtin_ctzll(x) / 8;
+        j = i + 8;
+        while (j < LXM_PAGE_SIZE && ld64(cur + j) != ld64(old + j))
+            j += 8;
+        x = le64toh(ld64(cur + j - 8) ^ ld64(old + j - 8));
+        stop = j - (size_t)__builtin_clzll(x) / 8;
+        /* skip and length are < 4096: two varint bytes each at most */
+        if (n + 2 * 2 + (stop - start) > DELTA_MAX)
+            return SIZE_MAX;
+        n += put_varint(d + n, start - prev);
+        n += put_varint(d + n, stop - start);
+        if (stop - start <= 16 && start + 16 <= LXM_PAGE_SIZE)
+            memcpy(d + n, cur + start, 16); /* short runs: no call */
+        else
+            memcpy(d + n, cur + start, stop - start);
+        n += stop - start;
+        prev = stop;
+        i = j;
+    }
+    return n;
+}
+
+/* Apply runs already checked by delta_check(). */
+static void delta_apply(uint8_t *page, const uint8_t *d, size_t len)
+{
+    size_t off = 0, pos = 0;
+    uint64_t skip = 0, n = 0;
+
+    while (off < len) {
+        off += (size_t)get_varint(d + off, len - off, &skip);
+        off += (size_t)get_varint(d + off, len - off, &n);
+        pos += (size_t)skip;
+        memcpy(page + pos, d + off, (size_t)n);
+        pos += (size_t)n;
+        off += (size_t)n;
+    }
+}
+
+/* Every run inside the page, every length inside d. */
+static bool delta_check(const uint8_t *d, size_t len)
+{
+    size_t off = 0;
+    uint64_t pos = 0, skip, n;
+    int u;
+
+    while (off < len) {
+        u = get_varint(d + off, len - off, &skip);
+        if (u <= 0)
+            return false;
+        off += (size_t)u;
+        u = get_varint(d + off, len - off, &n);
+        if (u <= 0)
+            return false;
+        off += (size_t)u;
+        if (n == 0 || skip > LXM_PAGE_SIZE || n > LXM_PAGE_SIZE ||
+            pos + skip + n > LXM_PAGE_SIZE || n > len - off)
+            return false;
+        pos += skip + n;
+        off += (size_t)n;
+    }
+    return true;
+}
+
+/* ---- the page cache -------------------------------------------------- */
+
+#define NIL UINT32_MAX
+
+typedef struct cache_entry {
+    uint64_t pfn;
+    uint32_t prev, next; /* LRU list, head = most recently sent */
+    uint32_t gen;        /* token that last stored this entry */
+} cache_entry;
+
+typedef struct page_cache {
+    uint32_t max;  /* entries at most (cache_pages) */
+    uint32_t used; /* entries ever handed out (indices < used) */
+    uint32_t live; /* entries in the hash */
+    uint32_t head, tail, free_list;
+    cache_entry *ents; /* ents_cap entries */
+    uint32_t ents_cap;
+    uint32_t *hash; /* hash_size slots: entry index + 1, 0 = empty */
+    uint32_t hash_size;
+    uint8_t **slabs; /* slab s holds entries s*SLAB_PAGES.. */
+    uint32_t gen;    /* PAGES tokens applied */
+} page_cache;
+
+static void cache_init(page_cache *c, uint32_t max)
+{
+    memset(c, 0, sizeof(*c));
+    c->max = max;
+    c->head = c->tail = c->free_list = NIL;
+}
+
+static void cache_dispose(page_cache *c)
+{
+    uint32_t s;
+
+    if (c->slabs) {
+        for (s = 0; s < (c->max + SLAB_PAGES - 1) / SLAB_PAGES; s++)
+            free(c->slabs[s]);
+    }
+    free(c->slabs);
+    free(c->ents);
+    free(c->hash);
+    memset(c, 0, sizeof(*c));
+}
+
+static inline uint8_t *cache_page(page_cache *c, uint32_t idx)
+{
+    return c->slabs[idx / SLAB_PAGES] +
+           (size_t)(idx % SLAB_PAGES) * LXM_PAGE_SIZE;
+}
+
+static inline uint32_t pfn_hash(uint64_t pfn, uint32_t mask)
+{
+    return (uint32_t)((pfn * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & mask;
+}
+
+/* Entry index of pfn, or NIL. */
+static uint32_t cache_find(const page_cache *c, uint64_t pfn)
+{
+    uint32_t mask = c->hash_size - 1, h, v;
+
+    if (!c->live)
+        return NIL;
+    for (h = pfn_hash(pfn, mask);; h = (h + 1) & mask) {
+        v = c->hash[h];
+        if (!v)
+            return NIL;
+        if (c->ents[v - 1].pfn == pfn)
+            return v - 1;
+    }
+}
+
+static void hash_insert(page_cache *c, uint32_t idx)
+{
+    uint32_t mask = c->hash_size - 1, h;
+
+    for (h = pfn_hash(c->ents[idx].pfn, mask); c->hash[h]; h = (h + 1) & mask)
+        ;
+    c->hash[h] = idx + 1;
+}
+
+/* Linear probing with backward-shift deletion (no tombstones). */
+static void hash_remove(page_cache *c, uint32_t idx)
+{
+    uint32_t mask = c->hash_size - 1, h, j, home;
+
+    for (h = pfn_hash(c->ents[idx].pfn, mask); c->hash[h] != idx + 1;
+         h = (h + 1) & mask)
+        ;
+    for (j = (h + 1) & mask; c->hash[j]; j = (j + 1) & mask) {
+        home = pfn_hash(c->ents[c->hash[j] - 1].pfn, mask);
+        /* Move j back to h unless its home lies cyclically in (h, j]. */
+        if (((j - home) & mask) >= ((j - h) & mask)) {
+            c->hash[h] = c->hash[j];
+            h = j;
+        }
+    }
+    c->hash[h] = 0;
+}
+
+static int hash_grow(page_cache *c)
+{
+    uint32_t size = c->hash_size ? c->hash_size * 2 : 1024, i;
+    uint32_t *old = c->hash, old_size = c->hash_size;
+
+    c->hash = calloc(size, sizeof(*c->hash));
+    if (!c->hash) {
+        c->hash = old;
+        return LXM_ERROR_NOMEM;
+    }
+    c->hash_size = size;
+    for (i = 0; i < old_size; i++)
+        if (old[i])
+            hash_insert(c, old[i] - 1);
+    free(old);
+    return 0;
+}
+
+static void lru_unlink(page_cache *c, uint32_t idx)
+{
+    cache_entry *e = &c->ents[idx];
+
+    if (e->prev != NIL)
+        c->ents[e->prev].next = e->next;
+    else
+        c->head = e->next;
+    if (e->next != NIL)
+        c->ents[e->next].prev = e->prev;
+    else
+        c->tail = e->prev;
+}
+
+static void lru_push_head(page_cache *c, uint32_t idx)
+{
+    cache_entry *e = &c->ents[idx];
+
+    e->prev = NIL;
+    e->next = c->head;
+    if (c->head != NIL)
+        c->ents[c->head].prev = idx;
+    else
+        c->tail = idx;
+    c->head = idx;
+}
+
+/* A zero page was sent for pfn: forget it. */
+static void cache_drop(page_cache *c, uint64_t pfn)
+{
+    uint32_t idx = cache_find(c, pfn);
+
+    if (idx == NIL)
+        return;
+    hash_remove(c, idx);
+    lru_unlink(c, idx);
+    c->live--;
+    c->ents[idx].next = c->free_list;
+    c->free_list = idx;
+}
+
+/*
+ * Page 'page' was sent for pfn; when sent as a delta ('delta'), d/dlen
+ * are its runs against the entry as it was before this token.  Stores
+ * the page: by applying the runs when the entry still holds that base
+ * (not yet stored by this token), else by copying.  Allocation failure
+ * returns LXM_ERROR_NOMEM (the caller gives up: the sides would
+ * diverge).
+ */
+static int cache_store(page_cache *c, uint64_t pfn, const uint8_t *page,
+                       const uint8_t *d, size_t dlen, bool delta)
+{
+    uint32_t idx = cache_find(c, pfn);
+    int rc;
+
+    if (!c->max)
+        return 0;
+    if (idx != NIL) {
+        lru_unlink(c, idx);
+        lru_push_head(c, idx);
+        if (delta && c->ents[idx].gen != c->gen)
+            delta_apply(cache_page(c, idx), d, dlen);
+        else
+            memcpy(cache_page(c, idx), page, LXM_PAGE_SIZE);
+        c->ents[idx].gen = c->gen;
+        return 0;
+    }
+    if ((c->live + 1) * 2 > c->hash_size) {
+        rc = hash_grow(c);
+        if (rc)
+            return rc;
+    }
+    if (c->free_list != NIL) {
+        idx = c->free_list;
+        c->free_list = c->ents[idx].next;
+    } else if (c->used < c->max) {
+        idx = c->used;
+        if (idx == c->ents_cap) {
+            uint32_t ncap = c->ents_cap ? c->ents_cap * 2 : 1024;
+            cache_entry *n;
+
+            if (ncap > c->max)
+                ncap = c->max;
+            n = realloc(c->ents, ncap * sizeof(*n));
+            if (!n)
+                return LXM_ERROR_NOMEM;
+            c->ents = n;
+            c->ents_cap = ncap;
+        }
+        if (!c->slabs) {
+            c->slabs = calloc((c->max + SLAB_PAGES - 1) / SLAB_PAGES,
+                              sizeof(*c->slabs));
+            if (!c->slabs)
+                return LXM_ERROR_NOMEM;
+        }
+        if (!c->slabs[idx / SLAB_PAGES]) {
+            c->slabs[idx / SLAB_PAGES] =
+                malloc((size_t)SLAB_PAGES * LXM_PAGE_SIZE);
+            if (!c->slabs[idx / SLAB_PAGES])
+                return LXM_ERROR_NOMEM;
+        }
+        c->used++;
+    } else {
+        idx = c->tail;
+        hash_remove(c, idx);
+        lru_unlink(c, idx);
+        c->live--;
+    }
+    c->ents[idx].pfn = pfn;
+    c->ents[idx].gen = c->gen;
+    memcpy(cache_page(c, idx), page, LXM_PAGE_SIZE);
+    hash_insert(c, idx);
+    lru_push_head(c, idx);
+    c->live++;
+    return 0;
+}
+
+/* ---- the object ------------------------------------------------------ */
+
+typedef enum enc_state {
+    ENC_SEARCH,    /* literal, looking for the format's magic */
+    ENC_XL_HDR,    /* collecting the 48-byte xl header */
+    ENC_XL_OPT,    /* skipping the xl optional data */
+    ENC_LIBXL_HDR, /* collecting the 16-byte libxl header */
+    ENC_LIBXC_HDR, /* collecting the 40 bytes of libxc headers */
+    ENC_REC,       /* holding a record header / PAGE_DATA record */
+    ENC_SKIP,      /* literal record body */
+} enc_state;
+
+typedef enum dec_state {
+    DEC_HDR,   /* stream header */
+    DEC_TOKEN, /* at a token boundary, or holding a partial token */
+    DEC_LIT,   /* inside a LIT token's bytes */
+    DEC_DONE,  /* after END */
+} dec_state;
+
+/* Per data page of the PAGES token being built or applied. */
+typedef struct page_ref {
+    uint64_t pfn;
+    uint8_t kind;
+    size_t page_off; /* encoder: in the record; decoder: raw page in token */
+    size_t d_off;    /* delta runs: encoder in out, decoder in the token */
+    uint32_t d_len;
+    uint32_t cidx; /* encoder: cache entry before this token, or NIL */
+} page_ref;
+
+struct lxm__pagepass {
+    /* immutable after _new */
+    bool encoder;
+    lxm_stream_format format;
+    xentoollog_logger *lg;
+    uint32_t cache_pages;
+
+    /* both directions */
+    page_cache cache;
+    lxm__pagepass_stats st;
+    uint64_t words[LXM_PAGE_DATA_MAX_PAGES];
+    page_ref refs[LXM_PAGE_DATA_MAX_PAGES];
+
+    /* encoder */
+    bool started; /* stream header written */
+    enc_state es;
+    bool in_libxc;      /* record layer: libxc (else libxl) */
+    bool libxc_seen;    /* LIBXC_CONTEXT's headers read */
+    uint64_t need;      /* ENC_XL_OPT, ENC_SKIP: bytes left */
+    uint32_t skip_type; /* ENC_SKIP: the record's type */
+    uint8_t hdr[64];    /* header being collected (also sent as LIT) */
+    size_t hdr_len;
+    uint8_t tail[48]; /* ENC_SEARCH: last bytes seen (< magic length) */
+    size_t tail_len;
+    lxm__buf rec; /* ENC_REC: held bytes when they span feeds */
+    size_t rec_want;
+
+    /* decoder */
+    dec_state ds;
+    uint8_t dhdr[4 + VARINT_MAX];
+    size_t dhdr_len;
+    uint32_t scan_count, scan_nr; /* the PAGES token scanned */
+    lxm__buf tok;                 /* partial token */
+    size_t tok_need;
+    uint64_t lit_left;
+    uint64_t in_off; /* token bytes before the current token */
+};
+
+static int pp_new(const lxm__pagepass_opts *o, bool enc, lxm__pagepass **pp_r)
+{
+    lxm__pagepass *pp;
+    uint64_t bytes = o && o->cache_bytes ? o->cache_bytes : DEFAULT_CACHE_BYTES;
+
+    *pp_r = NULL;
+    if (bytes / LXM_PAGE_SIZE > MAX_CACHE_PAGES)
+        return LXM_ERROR_INVAL;
+    if (o && o->format != LXM_FORMAT_XL && o->format != LXM_FORMAT_LIBXL &&
+        o->format != LXM_FORMAT_LIBXC)
+        return LXM_ERROR_INVAL;
+    pp = calloc(1, sizeof(*pp));
+    if (!pp)
+        return LXM_ERROR_NOMEM;
+    pp->encoder = enc;
+    pp->format = o ? o->format : LXM_FORMAT_XL;
+    pp->lg = o ? o->logger : NULL;
+    pp->cache_pages = (uint32_t)(bytes / LXM_PAGE_SIZE);
+    cache_init(&pp->cache, pp->cache_pages);
+    pp->es = ENC_SEARCH;
+    pp->ds = DEC_HDR;
+    *pp_r = pp;
+    return 0;
+}
+
+int lxm__pagepass_encoder_new(const lxm__pagepass_opts *o, lxm__pagepass **pp_r)
+{
+    return pp_new(o, true, pp_r);
+}
+
+int lxm__pagepass_decoder_new(const lxm__pagepass_opts *o, lxm__pagepass **pp_r)
+{
+    return pp_new(o, false, pp_r);
+}
+
+void lxm__pagepass_free(lxm__pagepass *pp)
+{
+    if (!pp)
+        return;
+    cache_dispose(&pp->cache);
+    lxm__buf_dispose(&pp->rec);
+    lxm__buf_dispose(&pp->tok);
+    free(pp);
+}
+
+void lxm__pagepass_get_stats(const lxm__pagepass *pp, lxm__pagepass_stats *st)
+{
+    *st = pp->st;
+}
+
+/* ---- encoder --------------------------------------------------------- */
+
+static int emit_lit(lxm__pagepass *pp, const uint8_t *p, size_t n,
+                    lxm__buf *out)
+{
+    uint8_t h[1 + VARINT_MAX];
+    size_t hl;
+    int rc;
+
+    if (!n)
+        return 0;
+    h[0] = TOK_LIT;
+    hl = 1 + put_varint(h + 1, n);
+    rc = lxm__buf_reserve(out, hl + n);
+    if (rc)
+        return rc;
+    memcpy(out->p + out->len, h, hl);
+    memcpy(out->p + out->len + hl, p, n);
+    out->len += hl + n;
+    pp->st.bytes_out += hl + n;
+    pp->st.bytes_literal += n;
+    return 0;
+}
+
+static int enc_start(lxm__pagepass *pp, lxm__buf *out)
+{
+    uint8_t h[sizeof(pp_magic) + VARINT_MAX];
+    size_t n;
+    int rc;
+
+    if (pp->started)
+        return 0;
+    memcpy(h, pp_magic, sizeof(pp_magic));
+    n = sizeof(pp_magic) + put_varint(h + sizeof(pp_magic), pp->cache_pages);
+    rc = lxm__buf_append(out, h, n);
+    if (rc)
+        return rc;
+    pp->st.bytes_out += n;
+    pp->started = true;
+    return 0;
+}
+
+static const uint8_t libxc_magic[12] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                         0xff, 0xff, 'X',  'E',  'N',  'F' };
+
+static const uint8_t *search_magic(const lxm__pagepass *pp, size_t *len_r)
+{
+    switch (pp->format) {
+    case LXM_FORMAT_XL:
+        *len_r = LXM_XL_MAGIC_LEN;
+        return (const uint8_t *)LXM_XL_MAGIC;
+    case LXM_FORMAT_LIBXL:
+        *len_r = 8;
+        return (const uint8_t *)"LibxlFmt";
+    default:
+        *len_r = sizeof(libxc_magic);
+        return libxc_magic;
+    }
+}
+
+static enc_state first_header_state(const lxm__pagepass *pp)
+{
+    switch (pp->format) {
+    case LXM_FORMAT_XL:
+        return ENC_XL_HDR;
+    case LXM_FORMAT_LIBXL:
+        return ENC_LIBXL_HDR;
+    default:
+        return ENC_LIBXC_HDR;
+    }
+}
+
+static size_t header_len(enc_state s)
+{
+    switch (s) {
+    case ENC_XL_HDR:
+        return LXM_XL_HEADER_LEN;
+    case ENC_LIBXL_HDR:
+        return LXM__LIBXL_HEADER_LEN;
+    default:
+        return LXM__LIBXC_HEADERS_LEN;
+    }
+}
+
+/*
+ * Lost: back to searching.  seen[0..n) are bytes already sent (a header
+ * that did not check out, minus its first byte): a magic in them starts
+ * a header at once (they cannot hold a whole one: n < header length),
+ * else their last bytes become the search tail.  seen may point into
+ * pp->hdr.
+ */
+static void enc_lost(lxm__pagepass *pp, const uint8_t *seen, size_t n)
+{
+    size_t mlen, keep;
+    const uint8_t *m = search_magic(pp, &mlen);
+    const uint8_t *hit = memmem(seen, n, m, mlen);
+
+    if (hit) {
+        keep = n - (size_t)(hit - seen);
+        memmove(pp->hdr, hit, keep);
+        pp->hdr_len = keep;
+        pp->tail_len = 0;
+        pp->es = first_header_state(pp);
+        return;
+    }
+    keep = LXM_MIN(n, mlen - 1);
+    memmove(pp->tail, seen + n - keep, keep);
+    pp->tail_len = keep;
+    pp->hdr_len = 0;
+    pp->es = ENC_SEARCH;
+}
+
+/*
+ * ENC_SEARCH over p[0..n): returns how many bytes stay literal before a
+ * header starts (n when none does).  When the magic began in bytes of
+ * earlier chunks, those go to hdr and 0 is returned.
+ */
+static size_t enc_search(lxm__pagepass *pp, const uint8_t *p, size_t n)
+{
+    size_t mlen, wl, k, tl = pp->tail_len;
+    const uint8_t *m = search_magic(pp, &mlen), *hit;
+    uint8_t win[2 * sizeof(pp->tail)];
+
+    /* A magic that starts in the tail and ends in p. */
+    if (tl) {
+        k = LXM_MIN(n, mlen - 1);
+        memcpy(win, pp->tail, tl);
+        memcpy(win + tl, p, k);
+        wl = tl + k;
+        hit = memmem(win, wl, m, mlen);
+        if (hit && (size_t)(hit - win) < tl) {
+            pp->hdr_len = tl - (size_t)(hit - win);
+            memcpy(pp->hdr, hit, pp->hdr_len);
+            pp->tail_len = 0;
+            pp->es = first_header_state(pp);
+            return 0;
+        }
+    }
+    hit = memmem(p, n, m, mlen);
+    if (hit) {
+        pp->hdr_len = 0;
+        pp->tail_len = 0;
+        pp->es = first_header_state(pp);
+        return (size_t)(hit - p);
+    }
+    /* Keep the last mlen - 1 bytes (of tail + p). */
+    k = LXM_MIN(mlen - 1, tl + n);
+    if (n >= k) {
+        memcpy(pp->tail, p + n - k, k);
+    } else {
+        memmove(pp->tail, pp->tail + tl - (k - n), k - n);
+        memcpy(pp->tail + (k - n), p, n);
+    }
+    pp->tail_len = k;
+    return n;
+}
+
+/* A header in hdr is complete: check it and move on. */
+static void enc_header_done(lxm__pagepass *pp)
+{
+    const uint8_t *h = pp->hdr;
+
+    switch (pp->es) {
+    case ENC_XL_HDR:
+        if (memcmp(h, LXM_XL_MAGIC, LXM_XL_MAGIC_LEN) ||
+            lxm__le32(h + LXM__XL_OFF_BYTEORDER) != LXM_XL_BYTEORDER ||
+            lxm__le32(h + LXM__XL_OFF_OPTLEN) > LXM__XL_OPTDATA_MAX)
+            goto lost;
+        pp->need = lxm__le32(h + LXM__XL_OFF_OPTLEN);
+        pp->es = pp->need ? ENC_XL_OPT : ENC_LIBXL_HDR;
+        break;
+    case ENC_LIBXL_HDR:
+        if (lxm__be64(h) != LXM__LIBXL_IDENT ||
+            lxm__be32(h + 8) != LXM__LIBXL_VERSION ||
+            (lxm__be32(h + 12) & LXM__LIBXL_OPT_BIG_ENDIAN))
+            goto lost;
+        pp->in_libxc = false;
+        pp->libxc_seen = false;
+        pp->rec_want = LXM__RHDR_LEN;
+        pp->es = ENC_REC;
+        break;
+    case ENC_LIBXC_HDR:
+        if (memcmp(h, libxc_magic, sizeof(libxc_magic)) ||
+            lxm__be32(h + 12) < LXM__LIBXC_VERSION_MIN ||
+            lxm__be32(h + 12) > LXM__LIBXC_VERSION ||
+            (lxm__be16(h + 16) & LXM__LIBXC_OPT_BIG_ENDIAN) ||
+            lxm__le16(h + LXM__LIBXC_IHDR_LEN + 4) != LXM__PAGE_SHIFT)
+            goto lost;
+        pp->in_libxc = true;
+        pp->libxc_seen = true;
+        pp->rec_want = LXM__RHDR_LEN;
+        pp->es = ENC_REC;
+        break;
+    default:
+        break;
+    }
+    pp->hdr_len = 0;
+    return;
+lost:
+    enc_lost(pp, h + 1, pp->hdr_len - 1);
+}
+
+/* After a generic record of 'type' in the current layer. */
+static void enc_after_record(lxm__pagepass *pp, uint32_t type)
+{
+    pp->rec_want = LXM__RHDR_LEN;
+    pp->es = ENC_REC;
+    if (!pp->in_libxc) {
+        switch (type) {
+        case LXM_LIBXL_END:
+            pp->tail_len = 0;
+            pp->es = ENC_SEARCH;
+            break;
+        case LXM_LIBXL_LIBXC_CONTEXT:
+            if (!pp->libxc_seen)
+                pp->es = ENC_LIBXC_HDR;
+            else
+                pp->in_libxc = true;
+            break;
+        case LXM_LIBXL_CHECKPOINT_END:
+            if (pp->libxc_seen)
+                pp->in_libxc = true;
+            break;
+        }
+    } else if (type == LXM_LIBXC_END) {
+        if (pp->format == LXM_FORMAT_LIBXC) {
+            pp->tail_len = 0;
+            pp->es = ENC_SEARCH;
+        } else {
+            pp->in_libxc = false;
+        }
+    } else if (type == LXM_LIBXC_CHECKPOINT && pp->format != LXM_FORMAT_LIBXC) {
+        pp->in_libxc = false;
+    }
+}
+
+static uint32_t count_data_pages(const uint8_t *w, uint32_t count)
+{
+    uint32_t i, nr = 0;
+
+    for (i = 0; i < count; i++)
+        if (lxm_page_type_has_data(
+                (unsigned int)(lxm__le64(w + 8 * (size_t)i) >>
+                               LXM_PFN_TYPE_SHIFT)))
+            nr++;
+    return nr;
+}
+
+/*
+ * A whole PAGE_DATA record r (rlen = 8 + length bytes; count and
+ * reserved field checked): a PAGES token, or LIT when the record does
+ * not fit the token format or would not shrink.  The cache changes only
+ * when the token goes out.
+ */
+static int enc_page_record(lxm__pagepass *pp, const uint8_t *r, size_t rlen,
+                           lxm__buf *out)
+{
+    uint32_t count = lxm__le32(r + LXM__RHDR_LEN), i, nr, nz = 0, nd = 0;
+    const uint8_t *w = r + LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN;
+    const uint8_t *pages = w + 8 * (size_t)count;
+    uint64_t prev = UINT64_MAX, word, pfn, type;
+    size_t mark = out->len, o, map_off, dl, bound;
+    bool len_ok;
+    uint8_t *q;
+    int rc;
+
+    nr = count_data_pages(w, count);
+    len_ok = rlen == LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN +
+                         8 * (size_t)count + (size_t)nr * LXM_PAGE_SIZE;
+    if (!len_ok)
+        goto literal;
+    for (i = 0; i < count; i++)
+        if (lxm__le64(w + 8 * (size_t)i) & LXM__PFN_RESERVED_MASK)
+            goto literal;
+
+    bound = 1 + VARINT_MAX + (size_t)count * VARINT_MAX + (nr + 3) / 4 +
+            (size_t)nr * (LXM_PAGE_SIZE + VARINT_MAX);
+    rc = lxm__buf_reserve(out, bound);
+    if (rc)
+        return rc;
+    q = out->p;
+    o = mark;
+    q[o++] = TOK_PAGES;
+    o += put_varint(q + o, count);
+    nr = 0;
+    for (i = 0; i < count; i++) {
+        word = lxm__le64(w + 8 * (size_t)i);
+        pfn = word & LXM_PFN_MASK;
+        type = word >> LXM_PFN_TYPE_SHIFT;
+        o += put_varint(q + o, zigzag(pfn - (prev + 1)) << 4 | type);
+        prev = pfn;
+        if (lxm_page_type_has_data((unsigned int)type)) {
+            pp->refs[nr].pfn = pfn;
+            pp->refs[nr++].cidx = cache_find(&pp->cache, pfn);
+        }
+    }
+    map_off = o;
+    memset(q + o, 0, (nr + 3) / 4);
+    o += (nr + 3) / 4;
+    for (i = 0; i < nr; i++) {
+        const uint8_t *pg = pages + (size_t)i * LXM_PAGE_SIZE;
+        page_ref *ref = &pp->refs[i];
+        uint32_t idx = ref->cidx;
+
+        /* The cached pages are scattered: start fetching the next. */
+        if (i + 1 < nr && ref[1].cidx != NIL) {
+            const uint8_t *nx = cache_page(&pp->cache, ref[1].cidx);
+
+            __builtin_prefetch(nx);
+            __builtin_prefetch(nx + 64);
+            __builtin_prefetch(nx + 128);
+            __builtin_prefetch(nx + 192);
+        }
+        ref->page_off = (size_t)(pg - r);
+        ref->d_off = 0;
+        ref->d_len = 0;
+        if (page_is_zero(pg)) {
+            ref->kind = KIND_ZERO;
+            nz++;
+            continue;
+        }
+        /* The runs go straight to the token, after L's two bytes
+         * (bound leaves room for DELTA_MAX + 16 of them). */
+        dl = idx == NIL
+                 ? SIZE_MAX
+                 : delta_encode(pg, cache_page(&pp->cache, idx), q + o + 2);
+        if (dl != SIZE_MAX) {
+            /* L < 16384: always two varint bytes (a valid, if not
+             * minimal, LEB128 encoding of L < 128). */
+            q[o] = (uint8_t)(dl | 0x80);
+            q[o + 1] = (uint8_t)(dl >> 7);
+            o += 2;
+            ref->kind = KIND_DELTA;
+            ref->d_off = o;
+            ref->d_len = (uint32_t)dl;
+            o += dl;
+            nd++;
+        } else {
+            ref->kind = KIND_RAW;
+            memcpy(q + o, pg, LXM_PAGE_SIZE);
+            o += LXM_PAGE_SIZE;
+        }
+        q[map_off + i / 4] |= (uint8_t)(ref->kind << (2 * (i % 4)));
+    }
+    if (o - mark >= rlen)
+        goto literal;
+    out->len = o;
+
+    /* The decoder applies the same updates after this token. */
+    pp->cache.gen++;
+    for (i = 0; i < nr; i++) {
+        page_ref *ref = &pp->refs[i];
+
+        if (ref->kind == KIND_ZERO) {
+            cache_drop(&pp->cache, ref->pfn);
+            continue;
+        }
+        rc = cache_store(&pp->cache, ref->pfn, r + ref->page_off,
+                         out->p + ref->d_off, ref->d_len,
+                         ref->kind == KIND_DELTA);
+        if (rc)
+            return rc;
+    }
+    pp->st.bytes_out += o - mark;
+    pp->st.bytes_literal += rlen - (size_t)nr * LXM_PAGE_SIZE;
+    pp->st.pages += nr;
+    pp->st.pages_zero += nz;
+    pp->st.pages_delta += nd;
+    pp->st.pages_raw += nr - nz - nd;
+    return 0;
+
+literal:
+    out->len = mark;
+    rc = emit_lit(pp, r, rlen, out);
+    if (rc)
+        return rc;
+    if (len_ok) {
+        nr = count_data_pages(w, count);
+        pp->st.pages += nr;
+        pp->st.pages_raw += nr;
+        pp->st.bytes_literal -= (uint64_t)nr * LXM_PAGE_SIZE;
+    }
+    return 0;
+}
+
+/*
+ * The held record bytes (rec_want of them) are at r: decide what they
+ * are.  *lit_r: true when they stay literal (the caller sends them).
+ * On a whole PAGE_DATA record the token is already out.
+ */
+static int enc_record_step(lxm__pagepass *pp, const uint8_t *r, bool *lit_r,
+                           lxm__buf *out)
+{
+    uint32_t type = lxm__le32(r), len = lxm__le32(r + 4), count;
+    bool page_data = pp->in_libxc && type == LXM_LIBXC_PAGE_DATA;
+
+    *lit_r = false;
+    if (pp->rec_want == LXM__RHDR_LEN) {
+        if (len > LXM_RECORD_LENGTH_MAX) {
+            /* Not a stream we understand any more. */
+            *lit_r = true;
+            enc_lost(pp, r + 1, LXM__RHDR_LEN - 1);
+            return 0;
+        }
+        if (page_data && len % 8 == 0 && len >= LXM__PAGE_DATA_HDR_LEN + 8 &&
+            len <= REC_MAX - LXM__RHDR_LEN) {
+            pp->rec_want = LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN;
+            return 0;
+        }
+        goto generic;
+    }
+    if (pp->rec_want == LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN) {
+        count = lxm__le32(r + LXM__RHDR_LEN);
+        if (count < 1 || count > LXM_PAGE_DATA_MAX_PAGES ||
+            lxm__le32(r + LXM__RHDR_LEN + 4) != 0 ||
+            len < LXM__PAGE_DATA_HDR_LEN + 8 * (uint64_t)count ||
+            len >
+                LXM__PAGE_DATA_HDR_LEN + (8 + (uint64_t)LXM_PAGE_SIZE) * count)
+            goto generic;
+        pp->rec_want = LXM__RHDR_LEN + (size_t)len;
+        return 0;
+    }
+    pp->rec_want = LXM__RHDR_LEN;
+    return enc_page_record(pp, r, LXM__RHDR_LEN + (size_t)len, out);
+
+generic:
+    *lit_r = true;
+    pp->need = LXM_ROUNDUP8(len) - (pp->rec_want - LXM__RHDR_LEN);
+    pp->rec_want = LXM__RHDR_LEN;
+    if (pp->need) {
+        /* enc_after_record() runs when the body is through. */
+        pp->es = ENC_SKIP;
+        pp->skip_type = type;
+    } else {
+        enc_after_record(pp, type);
+    }
+    return 0;
+}
+
+static int enc_feed(lxm__pagepass *pp, const uint8_t *p, size_t len,
+                    lxm__buf *out)
+{
+    const uint8_t *end = p + len, *lit = p, *hold = NULL;
+    size_t n;
+    bool lit_rec;
+    int rc;
+
+    while (p < end) {
+        switch (pp->es) {
+        case ENC_SEARCH:
+            p += enc_search(pp, p, (size_t)(end - p));
+            break;
+        case ENC_XL_HDR:
+        case ENC_LIBXL_HDR:
+        case ENC_LIBXC_HDR:
+            n = LXM_MIN(header_len(pp->es) - pp->hdr_len, (size_t)(end - p));
+            memcpy(pp->hdr + pp->hdr_len, p, n);
+            pp->hdr_len += n;
+            p += n;
+            if (pp->hdr_len == header_len(pp->es))
+                enc_header_done(pp);
+            break;
+        case ENC_XL_OPT:
+        case ENC_SKIP:
+            n = (size_t)LXM_MIN(pp->need, (uint64_t)(end - p));
+            p += n;
+            pp->need -= n;
+            if (!pp->need) {
+                if (pp->es == ENC_XL_OPT)
+                    pp->es = ENC_LIBXL_HDR;
+                else
+                    enc_after_record(pp, pp->skip_type);
+            }
+            break;
+        case ENC_REC:
+            if (!pp->rec.len) {
+                /* The record starts in this chunk, at hold. */
+                if (!hold)
+                    hold = p;
+                if ((size_t)(end - hold) < pp->rec_want) {
+                    p = end;
+                    break;
+                }
+                p = hold + pp->rec_want;
+                if (pp->rec_want > LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN) {
+                    /* A whole PAGE_DATA record: the literal before it
+                     * goes first. */
+                    rc = emit_lit(pp, lit, (size_t)(hold - lit), out);
+                    if (rc)
+                        return rc;
+                    lit = p;
+                }
+                /* Bytes that stay literal are part of [lit, p). */
+                rc = enc_record_step(pp, hold, &lit_rec, out);
+                if (rc)
+                    return rc;
+                if (pp->es != ENC_REC || pp->rec_want == LXM__RHDR_LEN)
+                    hold = NULL;
+                break;
+            }
+            /* Continuing a record held from earlier chunks. */
+            n = LXM_MIN(pp->rec_want - pp->rec.len, (size_t)(end - p));
+            rc = lxm__buf_append(&pp->rec, p, n);
+            if (rc)
+                return rc;
+            p += n;
+            lit = p;
+            if (pp->rec.len < pp->rec_want)
+                break;
+            rc = enc_record_step(pp, pp->rec.p, &lit_rec, out);
+            if (!rc && lit_rec)
+                rc = emit_lit(pp, pp->rec.p, pp->rec.len, out);
+            if (rc)
+                return rc;
+            if (pp->es != ENC_REC || pp->rec_want == LXM__RHDR_LEN)
+                pp->rec.len = 0;
+            break;
+        }
+    }
+    if (hold) {
+        /* Keep the partial record; what is before it goes out. */
+        rc = emit_lit(pp, lit, (size_t)(hold - lit), out);
+        if (!rc)
+            rc = lxm__buf_reserve(&pp->rec, pp->rec_want);
+        if (!rc)
+            rc = lxm__buf_append(&pp->rec, hold, (size_t)(end - hold));
+        return rc;
+    }
+    return emit_lit(pp, lit, (size_t)(end - lit), out);
+}
+
+/* ---- decoder --------------------------------------------------------- */
+
+static int corrupt(lxm__pagepass *pp, uint64_t at, const char *what)
+{
+    LXM_LOG_ERROR(pp->lg,
+                  "page pre-pass: corrupt token at offset %llu of the token"
+                  " stream: %s",
+                  (unsigned long long)at, what);
+    return LXM_ERROR_CORRUPT;
+}
+
+/*
+ * Scan a PAGES token at t[0..avail): >0 its length; 0 incomplete, with
+ * *need_r the bytes it needs at least (> avail); <0 corrupt (*why_r).
+ * Fills pp->words, pp->refs, pp->scan_count and pp->scan_nr.  Every
+ * length is checked before it is used, so *need_r stays below the
+ * largest valid token (~4.2 MB).
+ */
+static long scan_pages(lxm__pagepass *pp, const uint8_t *t, size_t avail,
+                       size_t *need_r, const char **why_r)
+{
+    size_t o = 1, map_off;
+    uint64_t count, v, pfn, prev = UINT64_MAX;
+    uint32_t i, nr = 0;
+    int u;
+
+#define NEED(k)                                                                \
+    do {                                                                       \
+        if (o + (k) > avail) {                                                 \
+            *need_r = o + (k);                                                 \
+            return 0;                                                          \
+        }                                                                      \
+    } while (0)
+#define VARINT(var, what)                                                      \
+    do {                                                                       \
+        u = get_varint(t + o, avail - o, &(var));                              \
+        if (u == 0) {                                                          \
+            *need_r = avail + 1;                                               \
+            return 0;                                                          \
+        }                                                                      \
+        if (u < 0) {                                                           \
+            *why_r = what;                                                     \
+            return -1;                                                         \
+        }                                                                      \
+        o += (size_t)u;                                                        \
+    } while (0)
+
+    VARINT(count, "page count varint too long");
+    if (count < 1 || count > LXM_PAGE_DATA_MAX_PAGES) {
+        *why_r = "page count not in 1..1024";
+        return -1;
+    }
+    for (i = 0; i < count; i++) {
+        VARINT(v, "pfn varint too long");
+        pfn = prev + 1 + unzigzag(v >> 4);
+        if (pfn > LXM_PFN_MASK) {
+            *why_r = "pfn out of range";
+            return -1;
+        }
+        pp->words[i] = LXM_PFN_WORD(pfn, v & 0xf);
+        prev = pfn;
+        if (lxm_page_type_has_data((unsigned int)(v & 0xf)))
+            pp->refs[nr++].pfn = pfn;
+    }
+    map_off = o;
+    NEED((nr + 3) / 4);
+    o += (nr + 3) / 4;
+    if (nr % 4 && t[o - 1] >> (2 * (nr % 4))) {
+        *why_r = "kind map padding not zero";
+        return -1;
+    }
+    for (i = 0; i < nr; i++) {
+        page_ref *ref = &pp->refs[i];
+
+        ref->kind = (t[map_off + i / 4] >> (2 * (i % 4))) & 3;
+        switch (ref->kind) {
+        case KIND_ZERO:
+            break;
+        case KIND_RAW:
+            NEED(LXM_PAGE_SIZE);
+            ref->page_off = o;
+            o += LXM_PAGE_SIZE;
+            break;
+        case KIND_DELTA:
+            VARINT(v, "delta length varint too long");
+            if (v > DELTA_MAX) {
+                *why_r = "delta length over 3839";
+                return -1;
+            }
+            NEED(v);
+            if (!delta_check(t + o, (size_t)v)) {
+                *why_r = "delta run outside the page or its data";
+                return -1;
+            }
+            ref->d_off = o;
+            ref->d_len = (uint32_t)v;
+            o += (size_t)v;
+            break;
+        default:
+            *why_r = "invalid page kind 3";
+            return -1;
+        }
+    }
+    pp->scan_count = (uint32_t)count;
+    pp->scan_nr = nr;
+    return (long)o;
+#undef NEED
+#undef VARINT
+}
+
+/* Write the record a scanned PAGES token t stands for; update the cache. */
+static int dec_pages(lxm__pagepass *pp, const uint8_t *t, lxm__buf *out)
+{
+    uint32_t count = pp->scan_count, nr = pp->scan_nr, i, nz = 0, nd = 0;
+    size_t rlen = LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN + 8 * (size_t)count +
+                  (size_t)nr * LXM_PAGE_SIZE;
+    uint8_t *q, *pg;
+    char why[96];
+    int rc;
+
+    rc = lxm__buf_reserve(out, rlen);
+    if (rc)
+        return rc;
+    q = out->p + out->len;
+    lxm__put_le32(q, LXM_LIBXC_PAGE_DATA);
+    lxm__put_le32(q + 4, (uint32_t)(rlen - LXM__RHDR_LEN));
+    lxm__put_le32(q + 8, count);
+    lxm__put_le32(q + 12, 0);
+    for (i = 0; i < count; i++)
+        lxm__put_le64(q + 16 + 8 * (size_t)i, pp->words[i]);
+    pg = q + 16 + 8 * (size_t)count;
+    for (i = 0; i < nr; i++, pg += LXM_PAGE_SIZE) {
+        page_ref *ref = &pp->refs[i];
+        uint32_t idx;
+
+        switch (ref->kind) {
+        case KIND_ZERO:
+            memset(pg, 0, LXM_PAGE_SIZE);
+            nz++;
+            break;
+        case KIND_RAW:
+            memcpy(pg, t + ref->page_off, LXM_PAGE_SIZE);
+            ref->d_off = 0;
+            ref->d_len = 0;
+            break;
+        default:
+            idx = cache_find(&pp->cache, ref->pfn);
+            if (idx == NIL) {
+                snprintf(why, sizeof(why),
+                         "delta for pfn %#llx, which is not in the cache",
+                         (unsigned long long)ref->pfn);
+                return corrupt(pp, pp->in_off, why);
+            }
+            memcpy(pg, cache_page(&pp->cache, idx), LXM_PAGE_SIZE);
+            delta_apply(pg, t + ref->d_off, ref->d_len);
+            nd++;
+            break;
+        }
+    }
+    pp->cache.gen++;
+    pg = q + 16 + 8 * (size_t)count;
+    for (i = 0; i < nr; i++, pg += LXM_PAGE_SIZE) {
+        page_ref *ref = &pp->refs[i];
+
+        if (ref->kind == KIND_ZERO) {
+            cache_drop(&pp->cache, ref->pfn);
+            continue;
+        }
+        rc = cache_store(&pp->cache, ref->pfn, pg, t + ref->d_off, ref->d_len,
+                         ref->kind == KIND_DELTA);
+        if (rc)
+            return rc;
+    }
+    out->len += rlen;
+    pp->st.bytes_in += rlen;
+    pp->st.bytes_literal += rlen - (size_t)nr * LXM_PAGE_SIZE;
+    pp->st.pages += nr;
+    pp->st.pages_zero += nz;
+    pp->st.pages_delta += nd;
+    pp->st.pages_raw += nr - nz - nd;
+    return 0;
+}
+
+/*
+ * One token (or a LIT's header) at t[0..avail), avail >= 1: *used_r
+ * bytes consumed, or 0 with *need_r set when incomplete.
+ */
+static int dec_token(lxm__pagepass *pp, const uint8_t *t, size_t avail,
+                     size_t *used_r, size_t *need_r, lxm__buf *out)
+{
+    const char *why = NULL;
+    size_t need = 0;
+    uint64_t v;
+    long l;
+    int u, rc;
+
+    *used_r = 0;
+    switch (t[0]) {
+    case TOK_END:
+        pp->ds = DEC_DONE;
+        *used_r = 1;
+        return 0;
+    case TOK_LIT:
+        u = get_varint(t + 1, avail - 1, &v);
+        if (u == 0) {
+            *need_r = avail + 1;
+            return 0;
+        }
+        if (u < 0 || v == 0)
+            return corrupt(pp, pp->in_off,
+                           u < 0 ? "literal length varint too long"
+                                 : "empty literal");
+        pp->lit_left = v;
+        pp->ds = DEC_LIT;
+        *used_r = 1 + (size_t)u;
+        return 0;
+    case TOK_PAGES:
+        l = scan_pages(pp, t, avail, &need, &why);
+        if (l < 0)
+            return corrupt(pp, pp->in_off, why);
+        if (l == 0) {
+            *need_r = need;
+            return 0;
+        }
+        rc = dec_pages(pp, t, out);
+        if (rc)
+            return rc;
+        *used_r = (size_t)l;
+        return 0;
+    default:
+        return corrupt(pp, pp->in_off, "unknown token type");
+    }
+}
+
+/* The stream header, held in dhdr until complete. */
+static int dec_header(lxm__pagepass *pp, const uint8_t *p, size_t len,
+                      size_t *used_r)
+{
+    size_t n = 0, m = sizeof(pp_magic);
+    uint64_t v;
+    int u;
+
+    while (n < len) {
+        pp->dhdr[pp->dhdr_len++] = p[n++];
+        if (pp->dhdr_len <= m) {
+            if (pp->dhdr[pp->dhdr_len - 1] != pp_magic[pp->dhdr_len - 1])
+                return corrupt(pp, pp->dhdr_len - 1,
+                               pp->dhdr_len == m
+                                   ? "unsupported pre-pass version"
+                                   : "not a page pre-pass stream (magic)");
+            continue;
+        }
+        u = get_varint(pp->dhdr + m, pp->dhdr_len - m, &v);
+        if (u < 0)
+            return corrupt(pp, m, "cache size varint too long");
+        if (u == 0)
+            continue;
+        if (v != pp->cache_pages) {
+            LXM_LOG_ERROR(pp->lg,
+                          "page pre-pass: the stream was encoded with a"
+                          " cache of %llu pages, this decoder has %u",
+                          (unsigned long long)v, pp->cache_pages);
+            return LXM_ERROR_CORRUPT;
+        }
+        pp->in_off = pp->dhdr_len;
+        pp->ds = DEC_TOKEN;
+        break;
+    }
+    *used_r = n;
+    return 0;
+}
+
+static int dec_feed(lxm__pagepass *pp, const uint8_t *p, size_t len,
+                    lxm__buf *out)
+{
+    const uint8_t *end = p + len;
+    size_t n, used, need = 0;
+    int rc;
+
+    while (p < end) {
+        switch (pp->ds) {
+        case DEC_HDR:
+            rc = dec_header(pp, p, (size_t)(end - p), &used);
+            if (rc)
+                return rc;
+            p += used;
+            break;
+        case DEC_LIT:
+            n = (size_t)LXM_MIN(pp->lit_left, (uint64_t)(end - p));
+            rc = lxm__buf_append(out, p, n);
+            if (rc)
+                return rc;
+            p += n;
+            pp->lit_left -= n;
+            pp->in_off += n;
+            pp->st.bytes_in += n;
+            pp->st.bytes_literal += n;
+            if (!pp->lit_left)
+                pp->ds = DEC_TOKEN;
+            break;
+        case DEC_DONE:
+            return corrupt(pp, pp->in_off, "bytes after the END token");
+        case DEC_TOKEN:
+            if (!pp->tok.len) {
+                rc = dec_token(pp, p, (size_t)(end - p), &used, &need, out);
+                if (rc)
+                    return rc;
+                if (used) {
+                    p += used;
+                    pp->in_off += used;
+                    break;
+                }
+                /* Incomplete: hold it (need is bounded, see scan_pages). */
+                rc = lxm__buf_append(&pp->tok, p, (size_t)(end - p));
+                if (rc)
+                    return rc;
+                pp->tok_need = need;
+                p = end;
+                break;
+            }
+            n = LXM_MIN(pp->tok_need - pp->tok.len, (size_t)(end - p));
+            rc = lxm__buf_append(&pp->tok, p, n);
+            if (rc)
+                return rc;
+            p += n;
+            if (pp->tok.len < pp->tok_need)
+                break;
+            rc = dec_token(pp, pp->tok.p, pp->tok.len, &used, &need, out);
+            if (rc)
+                return rc;
+            if (!used) {
+                pp->tok_need = need;
+                break;
+            }
+            /* need was a lower bound, so the token is all of tok. */
+            pp->in_off += used;
+            pp->tok.len = 0;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* ---- entry points ---------------------------------------------------- */
+
+int lxm__pagepass_feed(lxm__pagepass *pp, const void *buf, size_t len,
+                       lxm__buf *out)
+{
+    int rc;
+
+    if (pp->encoder) {
+        rc = enc_start(pp, out);
+        if (rc)
+            return rc;
+        pp->st.bytes_in += len;
+        return len ? enc_feed(pp, buf, len, out) : 0;
+    }
+    pp->st.bytes_out += len;
+    return dec_feed(pp, buf, len, out);
+}
+
+int lxm__pagepass_finish(lxm__pagepass *pp, lxm__buf *out)
+{
+    uint8_t end = TOK_END;
+    int rc;
+
+    if (pp->encoder) {
+        rc = enc_start(pp, out);
+        if (rc)
+            return rc;
+        if (pp->es == ENC_REC && pp->rec.len) {
+            rc = emit_lit(pp, pp->rec.p, pp->rec.len, out);
+            if (rc)
+                return rc;
+            pp->rec.len = 0;
+        }
+        rc = lxm__buf_append(out, &end, 1);
+        if (rc)
+            return rc;
+        pp->st.bytes_out++;
+        pp->es = ENC_SEARCH;
+        pp->tail_len = 0;
+        return 0;
+    }
+    switch (pp->ds) {
+    case DEC_DONE:
+        return 0;
+    case DEC_HDR:
+        return corrupt(pp, pp->dhdr_len, "truncated stream header");
+    case DEC_LIT:
+        return corrupt(pp, pp->in_off, "truncated literal");
+    default:
+        return corrupt(pp, pp->in_off,
+                       pp->tok.len ? "truncated token" : "no END token");
+    }
+}

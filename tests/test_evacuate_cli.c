@@ -1,0 +1,535 @@
+/*
+ * test_evacuate_cli.c - `xlmig pool-list` and `xlmig host-evacuate
+ * --dry-run` end to end, against three sim xlmigd agents on loopback and
+ * one pool host whose agent is not there.  Suite "evacuate_cli".
+ *
+ *   h1  the source: web (64M), db (128M, HA-protected), pci0 (32M, one
+ *       PCI device), big (512M)
+ *   h2  256 MiB of host memory: room for web and db, not for big
+ *   h3  16 GiB, but an AuthenticAMD CPU (host.json override): refused
+ *       for every VM
+ *   h4  a control socket nobody listens on: unreachable
+ *
+ * Agents run in the foreground with their own state dir and control
+ * socket, die with the test process (PR_SET_PDEATHSIG), and are stopped
+ * at the end of the case; the fixture removes the directories.  Guests
+ * are all-zero (sparse), so creating them costs nothing.  Every wait is
+ * bounded.
+ */
+#define _GNU_SOURCE /* nftw */
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "test.h"
+
+#define AGENT_READY_S 20
+#define AGENT_STOP_S 20
+#define CLI_TIMEOUT_S 60
+#define CASE_TIMEOUT_S 120
+#define NR_AGENTS 3
+
+/* Test-only, testutil.c. */
+const char *lxm_test_top(void);
+
+typedef struct agent {
+    char name[16];
+    char dir[128];
+    char state[PATH_MAX];
+    char control[PATH_MAX];
+    char ready[PATH_MAX];
+    char log[PATH_MAX];
+    pid_t pid;
+} agent;
+
+static char base[64];
+static agent agents[NR_AGENTS];
+static char pool_path[PATH_MAX];
+
+static int rm_one(const char *path, const struct stat *st, int flag,
+                  struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static const char *xlmigd_path(void)
+{
+    static char path[PATH_MAX];
+    const char *env = getenv("LXM_XLMIGD"), *top;
+
+    if (env && *env)
+        return env;
+    top = lxm_test_top();
+    ck_assert_msg(top != NULL, "LXM_XLMIGD unset and no repository top");
+    snprintf(path, sizeof(path), "%s/tools/xlmigd/xlmigd", top);
+    return path;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void agent_start(agent *a, const char *name, const char *sim_memory,
+                        const char *host_json)
+{
+    const char *bin = xlmigd_path();
+    struct timespec ts = { 0, 20 * 1000 * 1000 };
+    char path[PATH_MAX + 16];
+    pid_t pid;
+    int i, status, fd;
+
+    memset(a, 0, sizeof(*a));
+    snprintf(a->name, sizeof(a->name), "%s", name);
+    snprintf(a->dir, sizeof(a->dir), "%s/%s", base, name);
+    ck_assert_int_eq(mkdir(a->dir, 0700), 0);
+    snprintf(a->state, sizeof(a->state), "%s/state", a->dir);
+    snprintf(a->control, sizeof(a->control), "%s/ctl.sock", a->dir);
+    snprintf(a->ready, sizeof(a->ready), "%s/ready", a->dir);
+    snprintf(a->log, sizeof(a->log), "%s/agent.log", a->dir);
+    if (host_json) {
+        ck_assert_int_eq(mkdir(a->state, 0700), 0);
+        snprintf(path, sizeof(path), "%s/host.json", a->state);
+        write_file(path, host_json);
+    }
+    ck_assert_msg(access(bin, X_OK) == 0, "xlmigd not found at %s", bin);
+    fflush(NULL);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        const char *argv[20];
+        int n = 0;
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        unsetenv("LXM_FAULT");
+        argv[n++] = bin;
+        argv[n++] = "--backend";
+        argv[n++] = "sim";
+        argv[n++] = "--foreground";
+        argv[n++] = "--state-dir";
+        argv[n++] = a->state;
+        argv[n++] = "--listen";
+        argv[n++] = "127.0.0.1:0";
+        argv[n++] = "--control";
+        argv[n++] = a->control;
+        argv[n++] = "--ready-file";
+        argv[n++] = a->ready;
+        argv[n++] = "--hostname";
+        argv[n++] = a->name;
+        if (sim_memory) {
+            argv[n++] = "--sim-memory";
+            argv[n++] = sim_memory;
+        }
+        argv[n] = NULL;
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    a->pid = pid;
+    for (i = 0; i < AGENT_READY_S * 50; i++) {
+        if (access(a->ready, R_OK) == 0)
+            return;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            a->pid = 0;
+            ck_abort_msg("xlmigd %s exited (status 0x%x) before it was ready;"
+                         " see %s",
+                         a->name, status, a->log);
+        }
+        nanosleep(&ts, NULL);
+    }
+    ck_abort_msg("xlmigd %s not ready in %d s", a->name, AGENT_READY_S);
+}
+
+static void agent_stop(agent *a)
+{
+    struct timespec ts = { 0, 20 * 1000 * 1000 };
+    int i, status;
+
+    if (a->pid <= 0)
+        return;
+    kill(a->pid, SIGTERM);
+    for (i = 0; i < AGENT_STOP_S * 50; i++) {
+        if (waitpid(a->pid, &status, WNOHANG) == a->pid) {
+            a->pid = 0;
+            return;
+        }
+        nanosleep(&ts, NULL);
+    }
+    kill(a->pid, SIGKILL);
+    waitpid(a->pid, NULL, 0);
+    a->pid = 0;
+    ck_abort_msg("xlmigd %s did not stop in %d s", a->name, AGENT_STOP_S);
+}
+
+/* ---- the CLI ---- */
+
+typedef struct cli_result {
+    int status;
+    char *out;
+    char *err;
+} cli_result;
+
+static void cli_dispose(cli_result *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long size;
+    size_t n;
+
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(buf);
+    n = fread(buf, 1, (size_t)size, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static cli_result xlmig(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static cli_result xlmig(const char *fmt, ...)
+{
+    const char *bin = lxm_test_xlmig_path();
+    char args[2048], cmd[2 * PATH_MAX + 2200], errpath[128];
+    cli_result r = { -1, NULL, NULL };
+    va_list ap;
+
+    ck_assert_msg(bin && access(bin, X_OK) == 0, "xlmig not found (%s)",
+                  bin ? bin : "");
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(errpath, sizeof(errpath), "%s/cli.err", base);
+    snprintf(cmd, sizeof(cmd), "timeout -k 5 %d '%s' %s 2>'%s' </dev/null",
+             CLI_TIMEOUT_S, bin, args, errpath);
+    r.status = lxm_test_run(cmd, &r.out);
+    if (!r.out) {
+        r.out = strdup("");
+        ck_assert_ptr_nonnull(r.out);
+    }
+    r.err = slurp(errpath);
+    ck_assert_msg(r.status != 124, "xlmig %s timed out", args);
+    return r;
+}
+
+/* The line of out that starts with word (followed by a blank). */
+static char *line_of(const char *out, const char *word)
+{
+    static char line[1024];
+    const char *p = out;
+    size_t n = strlen(word), len;
+
+    while (p && *p) {
+        const char *nl = strchr(p, '\n');
+
+        len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > n && !strncmp(p, word, n) && (p[n] == ' ' || p[n] == '\t')) {
+            snprintf(line, sizeof(line), "%.*s", (int)len, p);
+            return line;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    ck_abort_msg("no line for %s in:\n%s", word, out);
+    return NULL;
+}
+
+static void sim_create(const agent *a, const char *args)
+{
+    cli_result r =
+        xlmig("-H '%s' sim-create --mix zero=100 %s", a->control, args);
+
+    ck_assert_msg(r.status == 0, "sim-create %s on %s: exit %d: %s", args,
+                  a->name, r.status, r.err);
+    cli_dispose(&r);
+}
+
+/* The pool of the file-top comment. */
+static void pool_up(void)
+{
+    char text[4 * PATH_MAX];
+
+    agent_start(&agents[0], "h1", NULL, NULL);
+    agent_start(&agents[1], "h2", "256M", NULL);
+    agent_start(&agents[2], "h3", NULL,
+                "{\"hostname\": \"h3\", \"next_domid\": 1,"
+                " \"cpu_vendor\": \"AuthenticAMD\"}\n");
+    snprintf(pool_path, sizeof(pool_path), "%s/pool.conf", base);
+    snprintf(text, sizeof(text),
+             "# the test pool\n"
+             "h1 %s\n"
+             "h2 %s migration=127.0.0.1:1\n"
+             "h3 %s\n"
+             "h4 %s/nobody.sock\n",
+             agents[0].control, agents[1].control, agents[2].control, base);
+    write_file(pool_path, text);
+    sim_create(&agents[0], "--memory 64M web");
+    sim_create(&agents[0], "--memory 128M --ha db");
+    sim_create(&agents[0], "--memory 32M --pci 1 pci0");
+    sim_create(&agents[0], "--memory 512M big");
+}
+
+static void pool_down(void)
+{
+    int i;
+
+    for (i = 0; i < NR_AGENTS; i++)
+        agent_stop(&agents[i]);
+}
+
+START_TEST(test_pool_list)
+{
+    cli_result r;
+    yajl_val v, hosts, h;
+    char err[128], *l;
+
+    pool_up();
+    r = xlmig("pool-list --pool '%s'", pool_path);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    ck_assert_str_eq(r.err, "");
+    l = line_of(r.out, "h1");
+    ck_assert_msg(strstr(l, " yes ") && strstr(l, "4.17.0-sim") &&
+                      strstr(l, "GenuineIntel") && strstr(l, "16G"),
+                  "%s", l);
+    /* four VMs: the last column */
+    ck_assert_msg(strlen(l) > 2 && !strcmp(l + strlen(l) - 2, " 4"), "%s", l);
+    l = line_of(r.out, "h2");
+    ck_assert_msg(strstr(l, "256M"), "%s", l);
+    l = line_of(r.out, "h3");
+    ck_assert_msg(strstr(l, "AuthenticAMD"), "%s", l);
+    l = line_of(r.out, "h4");
+    ck_assert_msg(strstr(l, " no ") && strstr(l, "nobody.sock"), "%s", l);
+    cli_dispose(&r);
+
+    r = xlmig("pool-list --pool '%s' --json", pool_path);
+    ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+    v = yajl_tree_parse(r.out, err, sizeof(err));
+    ck_assert_msg(v != NULL, "not JSON: %s: %s", err, r.out);
+    {
+        const char *path[] = { "hosts", NULL };
+
+        hosts = yajl_tree_get(v, path, yajl_t_array);
+    }
+    ck_assert_ptr_nonnull(hosts);
+    ck_assert_uint_eq(hosts->u.array.len, 4);
+    h = hosts->u.array.values[0];
+    {
+        const char *pr[] = { "reachable", NULL },
+                   *pd[] = { "nr_domains", NULL };
+        const char *pe[] = { "error", NULL };
+
+        ck_assert(YAJL_IS_TRUE(yajl_tree_get(h, pr, yajl_t_any)));
+        ck_assert_int_eq(YAJL_GET_INTEGER(yajl_tree_get(h, pd, yajl_t_number)),
+                         4);
+        h = hosts->u.array.values[3];
+        ck_assert(YAJL_IS_FALSE(yajl_tree_get(h, pr, yajl_t_any)));
+        ck_assert_ptr_nonnull(yajl_tree_get(h, pe, yajl_t_string));
+    }
+    yajl_tree_free(v);
+    cli_dispose(&r);
+
+    /* A bad pool file: one line naming file and line. */
+    write_file(pool_path, "h1 /x.sock\nh1 /y.sock\n");
+    r = xlmig("pool-list --pool '%s'", pool_path);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_msg(strstr(r.err, "pool.conf:2: host h1 is listed twice"), "%s",
+                  r.err);
+    cli_dispose(&r);
+    pool_down();
+}
+END_TEST
+
+START_TEST(test_dry_run)
+{
+    char conf[PATH_MAX + 16], confdir[PATH_MAX + 16], err[128], *l;
+    const char *pv[] = { "vms", NULL };
+    cli_result r;
+    yajl_val v, vms;
+    size_t i;
+
+    pool_up();
+    snprintf(conf, sizeof(conf), "%s/xapi.conf", base);
+    snprintf(confdir, sizeof(confdir), "%s/xapi.conf.d", base);
+    write_file(conf, "# test\nevacuation-batch-size = \"-3\"\n");
+
+    r = xlmig("host-evacuate --pool '%s' --xapi-conf '%s' --xapi-conf-dir"
+              " '%s' --dry-run h1",
+              pool_path, conf, confdir);
+    /* Two VMs cannot go anywhere: exit 1. */
+    ck_assert_msg(r.status == 1, "exit %d: %s\n%s", r.status, r.err, r.out);
+    ck_assert_msg(strstr(r.out, "batch size 3 (") &&
+                      strstr(r.out, "xapi.conf:2)"),
+                  "%s", r.out);
+    ck_assert_msg(strstr(r.out, "Host h4 is unreachable"), "%s", r.out);
+    l = line_of(r.out, "web");
+    ck_assert_msg(strstr(l, " h2"), "%s", l);
+    l = line_of(r.out, "db");
+    ck_assert_msg(strstr(l, " h2") && strstr(l, "HA-protected"), "%s", l);
+    l = line_of(r.out, "pci0");
+    ck_assert_msg(strstr(l, "PCI passthrough (1 device)"), "%s", l);
+    l = line_of(r.out, "big");
+    ck_assert_msg(strstr(l, "h2: not enough free memory") &&
+                      strstr(l, "h3: CPU vendor AuthenticAMD") &&
+                      strstr(l, "h4: its agent did not answer"),
+                  "%s", l);
+    ck_assert_msg(strstr(r.out, "2 VMs prevent the evacuation"), "%s", r.out);
+    cli_dispose(&r);
+
+    /* JSON, and --batch-size over xapi.conf. */
+    r = xlmig("host-evacuate --pool '%s' --xapi-conf '%s' --xapi-conf-dir"
+              " '%s' --dry-run --json --batch-size 2 h1",
+              pool_path, conf, confdir);
+    ck_assert_msg(r.status == 1, "exit %d: %s", r.status, r.err);
+    v = yajl_tree_parse(r.out, err, sizeof(err));
+    ck_assert_msg(v != NULL, "not JSON: %s: %s", err, r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"batch_size\":2"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"refused\":2"));
+    vms = yajl_tree_get(v, pv, yajl_t_array);
+    ck_assert_ptr_nonnull(vms);
+    ck_assert_uint_eq(vms->u.array.len, 4);
+    for (i = 0; i < vms->u.array.len; i++) {
+        const char *pn[] = { "name", NULL }, *ps[] = { "status", NULL };
+        const char *pd[] = { "destination", NULL };
+        yajl_val e = vms->u.array.values[i];
+        const char *name = YAJL_GET_STRING(yajl_tree_get(e, pn, yajl_t_string));
+        const char *st = YAJL_GET_STRING(yajl_tree_get(e, ps, yajl_t_string));
+        yajl_val d = yajl_tree_get(e, pd, yajl_t_any);
+
+        ck_assert_ptr_nonnull(name);
+        ck_assert_ptr_nonnull(st);
+        if (!strcmp(name, "pci0") || !strcmp(name, "big")) {
+            ck_assert_str_eq(st, "refused");
+            ck_assert(YAJL_IS_NULL(d));
+        } else {
+            ck_assert_str_eq(st, "planned");
+            ck_assert_str_eq(YAJL_GET_STRING(d), "h2");
+        }
+    }
+    yajl_tree_free(v);
+    cli_dispose(&r);
+
+    /* Without the refused VMs, every VM can be placed: exit 0. */
+    r = xlmig("-H '%s' sim-destroy pci0", agents[0].control);
+    ck_assert_int_eq(r.status, 0);
+    cli_dispose(&r);
+    r = xlmig("-H '%s' sim-destroy big", agents[0].control);
+    ck_assert_int_eq(r.status, 0);
+    cli_dispose(&r);
+    r = xlmig("host-evacuate --pool '%s' --xapi-conf '%s' --xapi-conf-dir"
+              " '%s' --dry-run h1",
+              pool_path, conf, confdir);
+    ck_assert_msg(r.status == 0, "exit %d: %s\n%s", r.status, r.err, r.out);
+    ck_assert_msg(strstr(r.out, "2 of 2 VMs can be placed"), "%s", r.out);
+    cli_dispose(&r);
+
+    /* A malformed xapi.conf: exit 1, one line naming file and line. */
+    write_file(conf, "\n\nevacuation-batch-size = lots\n");
+    r = xlmig("host-evacuate --pool '%s' --xapi-conf '%s' --xapi-conf-dir"
+              " '%s' --dry-run h1",
+              pool_path, conf, confdir);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_msg(strstr(r.err, "xapi.conf:3: evacuation-batch-size 'lots'") &&
+                      strchr(r.err, '\n') == r.err + strlen(r.err) - 1,
+                  "%s", r.err);
+    cli_dispose(&r);
+
+    /* A host not in the pool; the source unreachable; usage. */
+    r = xlmig("host-evacuate --pool '%s' --xapi-conf-dir '%s' --dry-run h9",
+              pool_path, confdir);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "host h9 is not in the pool file"));
+    cli_dispose(&r);
+    r = xlmig("host-evacuate --pool '%s' --xapi-conf-dir '%s' --dry-run h4",
+              pool_path, confdir);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "cannot ask the source h4"));
+    cli_dispose(&r);
+    r = xlmig("host-evacuate --pool '%s' --dry-run", pool_path);
+    ck_assert_int_eq(r.status, 2);
+    cli_dispose(&r);
+    r = xlmig("host-evacuate --pool '%s' --policy fastest --dry-run h1",
+              pool_path);
+    ck_assert_int_eq(r.status, 2);
+    cli_dispose(&r);
+    pool_down();
+}
+END_TEST
+
+static void setup(void)
+{
+    snprintf(base, sizeof(base), "/tmp/lxm-evac-XXXXXX");
+    if (!mkdtemp(base))
+        base[0] = '\0';
+}
+
+static void teardown(void)
+{
+    int i;
+
+    for (i = 0; i < NR_AGENTS; i++) {
+        if (agents[i].pid > 0) {
+            kill(agents[i].pid, SIGKILL);
+            waitpid(agents[i].pid, NULL, 0);
+            agents[i].pid = 0;
+        }
+    }
+    if (base[0])
+        nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    base[0] = '\0';
+}
+
+Suite *lxm_test_evacuate_cli_suite(void)
+{
+    Suite *s = suite_create("evacuate_cli");
+    TCase *tc = tcase_create("cli");
+
+    /* Checked fixtures: a fresh base directory for each test. */
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, CASE_TIMEOUT_S);
+    tcase_add_test(tc, test_pool_list);
+    tcase_add_test(tc, test_dry_run);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/*
+ * Local variables:
+ * mode: C
+ * c-basic-offset: 4
+ * indent-tabs-mode: nil
+ * End:
+ */
