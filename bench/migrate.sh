@@ -161,8 +161,10 @@ migrate_once() {
         nz_measured=$(nonzero_bytes "$src" "$domid_src")
     fi
     log_lines=$(wc -l <"${dir[$src]}/xlmigd.log")
+    # --compress=none: the raw path these figures have always measured
+    # (the agents' default is auto; bench/compress.sh compares codecs).
     if ! out=$(timeout "$mig_timeout" "$xlmig" -H "${ctl[$src]}" migrate \
-        --json "$@" g "${addr[$dst]}"); then
+        --json --compress=none "$@" g "${addr[$dst]}"); then
         say "migration $src -> $dst failed: ${out:-no report}"
         [ -n "$out" ] || out='{"status":"error"}'
     fi

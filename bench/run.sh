@@ -82,3 +82,40 @@ else
     printf '\n## bench/evacuate\n\nNot run by this `make bench`: %s\n' \
         "$(tail -1 "$tmp/evacuate.err")" >> "$out"
 fi
+
+# ---- Stream codecs (issue 5, item 7): bench/codec ---------------------
+# Corpora: the real images in ../shared/xen-streams and the Xen lab's
+# exports in .cache/xen-lab/streams (when present; bench/codec finds
+# them, honouring LXM_SHARED_DIR), plus a synth stream and a live save
+# of a sim domain made in-process.  Baselines (memcpy, stock zlib-1,
+# `zstd --fast` as a process) are measured in the same run.  It prints
+# its own "## bench/codec" section, PASS/FAIL per goal included; a goal
+# that fails is a FAIL in the table, not a failed run.  A few minutes.
+echo "bench: stream codecs (bench/codec; a few minutes)..." >&2
+if codec_section=$("$top/bench/codec" --runs 3 --threads 2 \
+    2> >(tee "$tmp/codec.err" >&2)); then
+    printf '\n%s\n' "$codec_section" >> "$out"
+    echo "bench: wrote the codec section to $out" >&2
+else
+    echo "bench: FAILED: bench/codec (see above)" >&2
+    printf '\n## bench/codec\n\nFailed in this `make bench`: %s\n' \
+        "$(tail -1 "$tmp/codec.err")" >> "$out"
+fi
+
+# ---- Stream compression, whole migrations (issue 5, item 4): ----------
+# bench/compress.sh.  auto vs none (lz4, zstd for information) over
+# loopback and over a 1 Gbit/s veth between two network namespaces
+# (needs root and iproute2; it makes and removes its own namespaces).
+# It prints its own "## bench/compress" section with PASS/FAIL per goal;
+# when it cannot run, that is said loudly and in the document.
+echo "bench: compression in whole migrations (bench/compress.sh;" \
+    "loopback and 1 Gbit/s, several minutes)..." >&2
+if compress_section=$(bash "$top/bench/compress.sh" \
+    2> >(tee "$tmp/compress.err" >&2)); then
+    printf '\n%s\n' "$compress_section" >> "$out"
+    echo "bench: wrote the compress section to $out" >&2
+else
+    echo "bench: FAILED: bench/compress.sh could not run (see above)" >&2
+    printf '\n## bench/compress\n\nNot run by this `make bench`: %s\n' \
+        "$(tail -1 "$tmp/compress.err")" >> "$out"
+fi

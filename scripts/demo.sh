@@ -5,8 +5,9 @@
 # with its own temporary state dir, a free port and a ready file),
 # creates VMs of different sizes and dirtying rates, live-migrates them
 # between the hosts with `xlmig migrate` (a progress bar on a terminal),
-# prints one report line per migration, and stops everything it started
-# (also on failure or Ctrl-C).
+# prints one report line per migration, then evacuates one host (the
+# plan, then `xlmig host-evacuate` with progress bars on a terminal), and
+# stops everything it started (also on failure or Ctrl-C).
 #
 # Expects a built tree (`make`; `make demo` builds it first).
 set -euo pipefail
@@ -118,6 +119,23 @@ echo " one pass over guest memory on each side while the VM is paused; add"
 echo " --no-verify to migrate without it, see docs/benchmarks.md.)"
 
 heading "5. Where the VMs run now (each in exactly one place)"
+for h in h1 h2 h3; do
+    printf -- '-- %s\n' "$h"
+    "$xlmig" -H "${ctl[$h]}" list
+done
+
+heading "6. Evacuate host h3: plan, then a sliding window of 2 (xlmig host-evacuate)"
+printf 'h1 %s\nh2 %s\nh3 %s\n' "${addr[h1]}" "${addr[h2]}" "${addr[h3]}" >"$tmp/pool.conf"
+printf 'evacuation-batch-size = 2\n' >"$tmp/xapi.conf"
+for i in 1 2 3; do
+    run "$xlmig" -H "${ctl[h3]}" sim-create --memory $((64 * i))M \
+        --dirty-rate $((1000 * i)) --working-set 32M "app$i" >/dev/null
+done
+run "$xlmig" pool-list --pool "$tmp/pool.conf"
+run "$xlmig" host-evacuate --dry-run --pool "$tmp/pool.conf" \
+    --xapi-conf "$tmp/xapi.conf" --xapi-conf-dir "$tmp/xapi.conf.d" h3
+run "$xlmig" host-evacuate --pool "$tmp/pool.conf" \
+    --xapi-conf "$tmp/xapi.conf" --xapi-conf-dir "$tmp/xapi.conf.d" h3
 for h in h1 h2 h3; do
     printf -- '-- %s\n' "$h"
     "$xlmig" -H "${ctl[$h]}" list

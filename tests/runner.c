@@ -36,6 +36,8 @@ int main(void)
     srunner_add_suite(sr, lxm_test_evacuate_cli_suite());
     srunner_add_suite(sr, lxm_test_gate_suite());
     srunner_add_suite(sr, lxm_test_pagepass_suite());
+    srunner_add_suite(sr, lxm_test_rolling_upgrade_suite());
+    srunner_add_suite(sr, lxm_test_autocodec_suite());
 
     if (lxm_test_shared_streams_dir()) {
         srunner_add_suite(sr, lxm_test_xen_streams_suite());

@@ -37,6 +37,8 @@ Suite *lxm_test_evacuate_plan_suite(void);
 Suite *lxm_test_evacuate_cli_suite(void);
 Suite *lxm_test_gate_suite(void);
 Suite *lxm_test_pagepass_suite(void);
+Suite *lxm_test_rolling_upgrade_suite(void);
+Suite *lxm_test_autocodec_suite(void);
 
 /*
  * The suites whose every case needs ../shared; the runner asks before

@@ -456,6 +456,33 @@ START_TEST(test_dry_run)
     ck_assert_msg(strstr(r.out, "2 of 2 VMs can be placed"), "%s", r.out);
     cli_dispose(&r);
 
+    /* --to (an HA daemon's request-targets): only those hosts receive */
+    r = xlmig("host-evacuate --pool '%s' --xapi-conf '%s' --xapi-conf-dir"
+              " '%s' --dry-run --to h2 h1",
+              pool_path, conf, confdir);
+    ck_assert_msg(r.status == 0, "exit %d: %s\n%s", r.status, r.err, r.out);
+    ck_assert_msg(strstr(r.out, "2 of 2 VMs can be placed") &&
+                      strstr(r.out, "h3 is unreachable (not a --to target)"),
+                  "%s", r.out);
+    cli_dispose(&r);
+    r = xlmig("host-evacuate --pool '%s' --xapi-conf '%s' --xapi-conf-dir"
+              " '%s' --dry-run --to h3 h1",
+              pool_path, conf, confdir);
+    ck_assert_msg(r.status == 1, "exit %d: %s\n%s", r.status, r.err, r.out);
+    l = line_of(r.out, "web");
+    ck_assert_msg(!strstr(l, " h2 ") && strstr(l, "h3: CPU vendor"), "%s", l);
+    cli_dispose(&r);
+    r = xlmig("host-evacuate --pool '%s' --dry-run --to h9 h1", pool_path);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_msg(strstr(r.err, "--to h9: not a host of the pool file"), "%s",
+                  r.err);
+    cli_dispose(&r);
+    r = xlmig("host-evacuate --pool '%s' --dry-run --to h1 h1", pool_path);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_msg(strstr(r.err, "--to h1: that is the host to evacuate"), "%s",
+                  r.err);
+    cli_dispose(&r);
+
     /* A malformed xapi.conf: exit 1, one line naming file and line. */
     write_file(conf, "\n\nevacuation-batch-size = lots\n");
     r = xlmig("host-evacuate --pool '%s' --xapi-conf '%s' --xapi-conf-dir"

@@ -603,7 +603,7 @@ END_TEST
 const char *lxm_test_top(void);
 
 typedef struct e2e_agent {
-    char name[8];
+    char name[16];
     char listen[256]; /* from the ready file */
     pid_t pid;
 } e2e_agent;

@@ -25,9 +25,22 @@ static void run_script(const char *compress)
     free(out);
 }
 
-START_TEST(test_xlt_plain)
+/* the default codec (lz4 with the page pre-pass) */
+START_TEST(test_xlt_default)
 {
     run_script("");
+}
+END_TEST
+
+START_TEST(test_xlt_none)
+{
+    run_script("none");
+}
+END_TEST
+
+START_TEST(test_xlt_zstd)
+{
+    run_script("zstd:3");
 }
 END_TEST
 
@@ -37,7 +50,9 @@ Suite *lxm_test_xltransport_suite(void)
     TCase *tc = tcase_create("fake-xl");
 
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_xlt_plain);
+    tcase_add_test(tc, test_xlt_default);
+    tcase_add_test(tc, test_xlt_none);
+    tcase_add_test(tc, test_xlt_zstd);
     suite_add_tcase(s, tc);
     return s;
 }

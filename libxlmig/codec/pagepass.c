@@ -149,20 +149,23 @@ static inline bool v16_zero(v16 v)
     return !(v[0] | v[1]);
 }
 
-/* 256 bytes per test: ~1.7x memcpy in cache, memory bound outside. */
+/* 512 bytes per test, four accumulators: ~1.6x memcpy in cache with
+ * SSE2, memory bound outside it. */
 static bool page_is_zero(const uint8_t *p)
 {
-    size_t i;
+    size_t i, j;
 
-    for (i = 0; i < LXM_PAGE_SIZE; i += 256) {
-        v16 a = ld128(p + i), b = ld128(p + i + 16);
-        size_t j;
+    for (i = 0; i < LXM_PAGE_SIZE; i += 512) {
+        v16 a = ld128(p + i), b = ld128(p + i + 16), c = ld128(p + i + 32),
+            d = ld128(p + i + 48);
 
-        for (j = 32; j < 256; j += 32) {
+        for (j = 64; j < 512; j += 64) {
             a |= ld128(p + i + j);
             b |= ld128(p + i + j + 16);
+            c |= ld128(p + i + j + 32);
+            d |= ld128(p + i + j + 48);
         }
-        if (!v16_zero(a | b))
+        if (!v16_zero(a | b | c | d))
             return false;
     }
     return true;

@@ -990,6 +990,35 @@ void lxm__decoder_get_stats(const lxm__decoder *d, lxm__decoder_stats *st)
     *st = d->st;
 }
 
+/* ---- addition (migration engine, issue 5: `auto`) ------------------- */
+
+/*
+ * Switch the block codec of a running encoder, between frames: every
+ * byte fed so far goes out with the old spec first (as
+ * lxm__encoder_flush()), then the following chunks use the new one.
+ * Once drained no worker holds a job, and the next job is handed over
+ * under pool.lock, so the workers see the new spec without a lock of
+ * their own.  The pre-pass and the sequence numbers go on unchanged;
+ * frames name their codec, so the decoder needs nothing.  Declared in
+ * transport/proto.h (codec.h is frozen).
+ */
+int lxm__encoder_set_spec(lxm__encoder *e, const lxm__codec_spec *spec)
+{
+    if (e->rc)
+        return e->rc;
+    if (e->finished)
+        return LXM_ERROR_STATE;
+    if (spec->codec != LXM__CODEC_NONE && spec->codec != LXM__CODEC_ZLIB &&
+        spec->codec != LXM__CODEC_ZSTD && spec->codec != LXM__CODEC_LZ4)
+        return LXM_ERROR_INVAL;
+    if (spec->codec == e->spec.codec && spec->level == e->spec.level)
+        return 0;
+    e->rc = enc_drain(e);
+    if (!e->rc)
+        e->spec = *spec;
+    return e->rc;
+}
+
 /*
  * Local variables:
  * mode: C

@@ -63,6 +63,21 @@ typedef struct lxm__migrate_opts {
     /* Addition (engine, issue 3): where the engine logs; NULL ok (then
      * only report.error says what went wrong); borrowed. */
     xentoollog_logger *logger;
+    /* Additions (stream compression, issue 5; docs/compression.md). */
+    const char *compress;       /* "none", "auto", or a codec spec
+                                 * ("zstd:3"); NULL = "none"; borrowed */
+    unsigned int codec_threads; /* encoder/decoder workers; 0 = online
+                                 * CPUs, at most LXM__CODEC_THREADS_MAX */
+    uint64_t codec_cache_bytes; /* pre-pass delta cache; 0 = default */
+    /* Receive: the codecs this host accepts, as HELLO capabilities
+     * (NULL = all built in, lxm__migrate_codec_caps()).  Borrowed. */
+    const char *const *codec_caps;
+    /* Test hook, NULL ok: called with each compressed STREAM frame
+     * (header + payload, writable, len bytes) just before it is sent;
+     * raw: stream bytes fed so far.  xlmigd uses it for LXM_FAULT
+     * send-corrupt-after. */
+    void (*on_stream_frame)(void *opaque, uint8_t *frame, size_t len,
+                            uint64_t raw);
 } lxm__migrate_opts;
 
 void lxm__migrate_opts_init(lxm__migrate_opts *o);
@@ -109,13 +124,29 @@ typedef struct lxm__migrate_report {
     uint64_t gate_wait_ms; /* waited for the host's stop-and-copy gate */
     bool precopy_forced;   /* pre-copy stopped at max_rounds without
                             * converging (a warning was logged) */
+    /* Additions (issue 5): the stream codec. */
+    char codec[64];             /* "none", "lz4", "auto(lz4)", ... */
+    char warning[256];          /* e.g. a codec the peer lacks; "" */
+    uint64_t bytes_frames;      /* STREAM payload bytes */
+    uint64_t frames;            /* compressed-stream frames (end incl.) */
+    uint64_t frames_compressed; /* of which a block codec shrank */
+    uint32_t codec_switches;    /* auto: times it changed mode */
+    /* Additions (issue 5 item 4): what `auto` chose before the stream
+     * (autocodec.c); auto_choice "" when auto was not asked for. */
+    char auto_choice[24];    /* "raw", "codec", "codec (no probe)" */
+    uint64_t auto_link_bps;  /* probed link, bytes/s; 0 = not probed */
+    uint64_t auto_codec_bps; /* this host's codec path, bytes/s;
+                              * 0 = not estimated */
 } lxm__migrate_report;
 
 const char *lxm__migrate_status_name(lxm__migrate_status s);
 /* Adds the report's keys to an open JSON map: name, status, source,
  * destination, error, total_ms, downtime_ms, rounds, pages_sent,
  * bytes_stream, bytes_wire, digest_checked, source_resumed,
- * gate_wait_ms, precopy_forced. */
+ * gate_wait_ms, precopy_forced; and (issue 5) codec, bytes_frames,
+ * frames, frames_compressed, compress_ratio, codec_switches, warning
+ * (when set); with auto_choice set: auto_choice, auto_link_mbps and
+ * auto_codec_mbps (10^6 bytes/s, rounded; 0 = unknown). */
 void lxm__migrate_report_json(const lxm__migrate_report *r, yajl_gen g);
 
 /*
@@ -155,6 +186,48 @@ bool lxm__migrate_digest_parse(const char *s, uint8_t digest[16]);
  */
 int lxm__migrate_expect(lxm__conn *c, uint8_t want, yajl_val *v_r, char *err,
                         size_t err_len, int *code_r);
+/* Addition (issue 5): the HELLO capabilities of the codecs this build
+ * decodes (NULL-terminated, static): "codec:zlib", "codec:zstd",
+ * "codec:lz4", "codec:pages"; and (issue 5 item 4) "probe": this end
+ * answers the link probe (lxm__migrate_receive() always does). */
+const char *const *lxm__migrate_codec_caps(void);
+/* "none", "auto" or a codec spec: 0, else LXM_ERROR_INVAL with one line
+ * in err (NULL ok). */
+int lxm__migrate_compress_check(const char *s, char *err, size_t errlen);
+
+/* ---- Addition (issue 5 item 4): `auto` picks the raw or the codec
+ *      path before the stream (migrate/autocodec.c; docs/compression.md
+ *      "auto"). ---- */
+
+typedef enum lxm__auto_choice {
+    LXM__AUTO_CODEC = 0, /* pre-pass + lz4 switched per window */
+    LXM__AUTO_RAW = 1,   /* the whole stream as `--compress=none` */
+} lxm__auto_choice;
+
+/* The codec path must be at least this many times faster than the link
+ * to be chosen: it shares the CPUs with the saver, the sender's
+ * framing and (on one host) the receiver's decoding. */
+#define LXM__AUTO_MARGIN 2u
+
+/*
+ * Pure: link_bps, the probed link (bytes/s; 0 = unknown); cap_bps, the
+ * --bandwidth cap (0 = none); codec_bps, what this host's codec path
+ * takes (0 = unknown).  RAW when codec_bps < LXM__AUTO_MARGIN x
+ * min(link, cap); CODEC otherwise, and whenever a rate is unknown (the
+ * behaviour of old: the per-window switch decides alone).
+ */
+lxm__auto_choice lxm__auto_decide(uint64_t link_bps, uint64_t cap_bps,
+                                  uint64_t codec_bps);
+/*
+ * Bytes/s of the codec path (page pre-pass + lz4 on threads workers;
+ * 0 = online CPUs) on this host: measured on a synthetic 6 MiB stream
+ * with a realistic page mix (40% zero, 20% code, 20% text, 20% random)
+ * the first time a worker count is asked for, then cached for the life
+ * of the process (a few ms, once).  0 if it could not be measured.
+ * Thread-safe; lg NULL ok.
+ */
+uint64_t lxm__auto_codec_rate(unsigned int threads, xentoollog_logger *lg);
+
 /* "pv", "pvh", "hvm" and back (-1 when unknown). */
 const char *lxm__migrate_kind_name(lxm__guest_kind k);
 int lxm__migrate_kind_parse(const char *s);

@@ -41,9 +41,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codec/codec.h"
 #include "migrate/migrate.h"
 
 #define INCOMING_SUFFIX "--incoming"
+/* Largest pre-pass delta cache a sender may ask us for. */
+#define CODEC_CACHE_MAX (4ull << 30)
 #define DRAIN_MS 3000
 #define MIB (1024 * 1024)
 
@@ -88,6 +91,19 @@ typedef struct receiver {
 
     /* Set from STREAM_END. */
     bool want_digest; /* the source compares memory digests */
+
+    /* The stream codec (issue 5), from MIGRATE; caller's thread. */
+    bool use_codec;
+    bool codec_pages;     /* the pre-pass may be used */
+    uint16_t codec_ok;    /* bit per block codec id we accept */
+    uint64_t codec_cache; /* pre-pass delta cache bytes */
+    lxm__decoder *dec;    /* between start() and the end */
+    uint64_t frames;      /* STREAM frames received */
+    uint64_t frame_bytes; /* their payload bytes */
+    bool stream_failed;   /* FAILED says stage "stream" */
+    /* The link probe before the stream (docs/protocol.md). */
+    uint64_t probe_bytes; /* PROBE payload bytes read */
+    bool probe_done;      /* PROBE_END seen: no more probing */
 } receiver;
 
 static void set_error(receiver *r, int rc, const char *fmt, ...)
@@ -232,7 +248,7 @@ static void drain_sender(receiver *r)
     while (lxm__migrate_now_ms() < until) {
         if (lxm__conn_recv(r->c, &f))
             break;
-        if (f.type != LXM__MSG_STREAM)
+        if (f.type != LXM__MSG_STREAM && f.type != LXM__MSG_PROBE)
             break;
     }
     lxm__conn_set_timeout(r->c, r->o->timeout_ms);
@@ -285,6 +301,74 @@ static bool name_ok(const char *s)
     return true;
 }
 
+/* Which codecs we accept: our HELLO's capabilities. */
+static void codec_accepts(receiver *r)
+{
+    const char *const *caps =
+        r->o->codec_caps ? r->o->codec_caps : lxm__migrate_codec_caps();
+    static const uint8_t ids[] = { LXM__CODEC_ZLIB, LXM__CODEC_ZSTD,
+                                   LXM__CODEC_LZ4 };
+    char cap[32];
+    size_t i;
+
+    r->codec_ok = 1u << LXM__CODEC_NONE;
+    for (; *caps; caps++) {
+        if (!strcmp(*caps, LXM__CAP_PAGES))
+            r->codec_pages = true;
+        for (i = 0; i < LXM_ARRAY_SIZE(ids); i++) {
+            snprintf(cap, sizeof(cap), LXM__CAP_CODEC_PREFIX "%s",
+                     lxm__codec_name(ids[i]));
+            if (!strcmp(*caps, cap))
+                r->codec_ok |= 1u << ids[i];
+        }
+    }
+}
+
+/* The MIGRATE keys of the codec (docs/protocol.md "Codecs"). */
+static int check_codec(receiver *r, yajl_val req)
+{
+    const char *codec = lxm__jstr(req, "codec"), *fmt;
+    int64_t cache = lxm__jint(req, "codec_cache_bytes", 0);
+    bool pages = lxm__jbool(req, "codec_pages", false);
+    int rc;
+
+    snprintf(r->rep->codec, sizeof(r->rep->codec), "%s",
+             codec && *codec ? codec : "none");
+    if (!codec || !strcmp(codec, "none"))
+        return 0;
+    codec_accepts(r);
+    if (r->codec_ok == 1u << LXM__CODEC_NONE && !r->codec_pages) {
+        rc = LXM_ERROR_UNSUPPORTED;
+        set_error(r, rc,
+                  "source %s wants to send a compressed stream (%s); this"
+                  " host accepts none",
+                  r->src, codec);
+        return rc;
+    }
+    if (pages && !r->codec_pages) {
+        rc = LXM_ERROR_UNSUPPORTED;
+        set_error(r, rc,
+                  "source %s wants to use the page pre-pass, which this host"
+                  " does not accept",
+                  r->src);
+        return rc;
+    }
+    fmt = lxm__jstr(req, "codec_format");
+    if (cache < 0 || (uint64_t)cache > CODEC_CACHE_MAX ||
+        (fmt && strcmp(fmt, "xl"))) {
+        rc = LXM_ERROR_PROTOCOL;
+        set_error(r, rc,
+                  "invalid codec parameters in the request from %s"
+                  " (codec_cache_bytes %" PRId64 ", codec_format %s)",
+                  r->src, cache, fmt ? fmt : "xl");
+        return rc;
+    }
+    r->use_codec = true;
+    r->codec_pages = pages;
+    r->codec_cache = (uint64_t)cache;
+    return 0;
+}
+
 static int check_request(receiver *r, yajl_val req)
 {
     const char *name = lxm__jstr(req, "name"), *uuid;
@@ -315,6 +399,9 @@ static int check_request(receiver *r, yajl_val req)
         return rc;
     }
     r->memory_bytes = (uint64_t)mem;
+    rc = check_codec(r, req);
+    if (rc)
+        return rc;
 
     /*
      * A domain of that name is fine only when it is the VM itself: a
@@ -392,6 +479,109 @@ static int pipe_write(receiver *r, const uint8_t *buf, size_t len)
     return 0;
 }
 
+static int restore_stopped(receiver *r);
+
+/* Stream bytes, validated, to the restore.  On failure the error is
+ * set (restore_stopped() or the reader's). */
+static int deliver(receiver *r, const uint8_t *buf, size_t len)
+{
+    const lxm_stream_error *se;
+    char line[sizeof(se->message) + LXM__NAME_MAX + 96];
+    int rc;
+
+    /* Validate first: what fails never reaches the backend. */
+    rc = lxm_stream_reader_feed(r->reader, buf, len, NULL);
+    if (rc) {
+        se = lxm_stream_reader_error(r->reader);
+        lxm_stream_error_format(se, NULL, line, sizeof(line));
+        set_error(r, rc, "malformed stream from %s: %s", r->src, line);
+        return rc;
+    }
+    if (r->rctx) {
+        rc = r->fast->restore_feed(r->rctx, buf, len);
+        if (rc) {
+            r->restore_rc = rc;
+            return restore_stopped(r);
+        }
+    } else {
+        rc = pipe_write(r, buf, len);
+        if (rc)
+            return restore_stopped(r);
+    }
+    r->stream_bytes += len;
+    if (r->o->on_stream_bytes)
+        r->o->on_stream_bytes(r->o->hook_opaque, "receive", r->stream_bytes);
+    return 0;
+}
+
+/* The decoder's output (lxm__codec_data_fn), on this thread. */
+static int decoded(void *opaque, const void *buf, size_t len)
+{
+    return deliver(opaque, buf, len);
+}
+
+static int start_decoder(receiver *r)
+{
+    lxm__decoder_opts d;
+    int rc;
+
+    memset(&d, 0, sizeof(d));
+    d.threads = r->o->codec_threads;
+    d.format = LXM_FORMAT_XL;
+    d.cache_bytes = r->codec_cache;
+    d.logger = r->lg;
+    d.out = decoded;
+    d.opaque = r;
+    rc = lxm__decoder_new(&d, &r->dec);
+    if (rc)
+        set_error(r, rc, "cannot set up the %s decoder: %s", r->rep->codec,
+                  lxm_strerror(rc));
+    return rc;
+}
+
+/* A compressed frame failed: our own failure downstream (its error is
+ * set already) or a bad frame. */
+static int decode_failed(receiver *r, int rc, const char *what)
+{
+    r->stream_failed = true;
+    if (rc == LXM_ERROR_CORRUPT)
+        set_error(r, rc,
+                  "compressed stream from %s is corrupt%s%s (%" PRIu64
+                  " STREAM frames received, %" PRIu64
+                  " stream bytes decoded): the migration is aborted",
+                  r->src, what[0] ? " " : "", what, r->frames, r->stream_bytes);
+    else
+        set_error(r, rc, "decoding the stream from %s: %s", r->src,
+                  lxm_strerror(rc));
+    return rc;
+}
+
+/* One STREAM frame of a compressed stream. */
+static int receive_frame(receiver *r, const lxm__frame *f)
+{
+    uint8_t id = f->codec & LXM__CODEC_ID_MASK;
+    int rc;
+
+    r->frames++;
+    r->frame_bytes += f->length;
+    if (f->codec != LXM__CODEC_END &&
+        ((f->codec & ~(LXM__CODEC_ID_MASK | LXM__CODEC_PAGES)) ||
+         !(r->codec_ok & (1u << id)) ||
+         ((f->codec & LXM__CODEC_PAGES) && !r->codec_pages))) {
+        rc = LXM_ERROR_PROTOCOL;
+        r->stream_failed = true;
+        set_error(r, rc,
+                  "source %s sent a STREAM frame with codec byte 0x%02x,"
+                  " which was not negotiated",
+                  r->src, f->codec);
+        return rc;
+    }
+    rc = lxm__decoder_feed_frame(r->dec, f->payload, f->length);
+    if (rc)
+        return decode_failed(r, rc, "");
+    return 0;
+}
+
 static int start(receiver *r)
 {
     lxm_stream_reader_opts ro;
@@ -409,6 +599,11 @@ static int start(receiver *r)
     if (rc) {
         set_error(r, rc, "cannot create a stream reader: %s", lxm_strerror(rc));
         return rc;
+    }
+    if (r->use_codec) {
+        rc = start_decoder(r);
+        if (rc)
+            return rc;
     }
     if (r->fast) {
         rc = r->fast->restore_begin(r->b, r->incoming, &r->rctx);
@@ -460,14 +655,73 @@ static int restore_stopped(receiver *r)
     return LXM_ERROR_FAIL;
 }
 
+/* PROBE (filler, dropped) and PROBE_END: only before the first STREAM
+ * frame (docs/protocol.md "Link probe"). */
+static int receive_probe(receiver *r, const lxm__frame *f)
+{
+    const char *codec;
+    yajl_val v = NULL;
+    yajl_gen g;
+    int rc;
+
+    if (r->frames || r->probe_done ||
+        (f->type == LXM__MSG_PROBE &&
+         (uint64_t)f->length > LXM__PROBE_MAX - r->probe_bytes)) {
+        rc = LXM_ERROR_PROTOCOL;
+        set_error(r, rc,
+                  "source %s sent %s %s (%" PRIu64 " probe bytes so far)",
+                  r->src, lxm__msg_name(f->type),
+                  r->frames       ? "after the stream began"
+                  : r->probe_done ? "after PROBE_END"
+                                  : "beyond the probe limit",
+                  r->probe_bytes);
+        return rc;
+    }
+    if (f->type == LXM__MSG_PROBE) {
+        r->probe_bytes += f->length;
+        g = lxm__json_new();
+        if (!g) {
+            set_error(r, LXM_ERROR_NOMEM, "out of memory");
+            return LXM_ERROR_NOMEM;
+        }
+        lxm__json_uint(g, "bytes", r->probe_bytes);
+        rc = lxm__conn_send_json(r->c, LXM__MSG_PROBE_ACK, g);
+        if (rc) {
+            r->conn_ok = false;
+            set_error(r, rc, "cannot answer the link probe of %s: %s", r->src,
+                      lxm_strerror(rc));
+        }
+        return rc;
+    }
+
+    /* PROBE_END: the stream that follows uses MIGRATE's codec, or none
+     * (then it is exactly a stream without codec). */
+    r->probe_done = true;
+    rc = lxm__frame_json(f, &v);
+    codec = rc ? NULL : lxm__jstr(v, "codec");
+    if (codec && !strcmp(codec, "none")) {
+        lxm__decoder_free(r->dec);
+        r->dec = NULL;
+        r->use_codec = false;
+        r->codec_pages = false;
+        snprintf(r->rep->codec, sizeof(r->rep->codec), "none (auto)");
+    } else if (!codec || !r->use_codec || strcmp(codec, r->rep->codec)) {
+        rc = LXM_ERROR_PROTOCOL;
+        set_error(r, rc,
+                  "source %s sent PROBE_END with codec %.40s, but MIGRATE"
+                  " said %s",
+                  r->src, codec ? codec : "(none given)", r->rep->codec);
+    }
+    yajl_tree_free(v);
+    return rc;
+}
+
 /*
  * Receive the stream up to STREAM_END.  On failure *drain_r says
  * whether the sender may still be streaming.
  */
 static int receive_stream(receiver *r, yajl_val *end_r, bool *drain_r)
 {
-    const lxm_stream_error *se;
-    char line[sizeof(se->message) + LXM__NAME_MAX + 96];
     lxm__frame f;
     yajl_val v;
     int rc;
@@ -483,6 +737,14 @@ static int receive_stream(receiver *r, yajl_val *end_r, bool *drain_r)
         switch (f.type) {
         case LXM__MSG_STREAM:
             *drain_r = true;
+            if (r->dec) {
+                rc = receive_frame(r, &f);
+                if (rc)
+                    return rc;
+                break;
+            }
+            r->frames++;
+            r->frame_bytes += f.length;
             if (f.codec != LXM__CODEC_NONE) {
                 rc = LXM_ERROR_UNSUPPORTED;
                 set_error(r, rc,
@@ -491,34 +753,28 @@ static int receive_stream(receiver *r, yajl_val *end_r, bool *drain_r)
                           r->src, f.codec);
                 return rc;
             }
-            /* Validate first: what fails never reaches the backend. */
-            rc = lxm_stream_reader_feed(r->reader, f.payload, f.length, NULL);
-            if (rc) {
-                se = lxm_stream_reader_error(r->reader);
-                lxm_stream_error_format(se, NULL, line, sizeof(line));
-                set_error(r, rc, "malformed stream from %s: %s", r->src, line);
+            /* Here STREAM frames become stream bytes again (with a
+             * codec: receive_frame() -> the decoder -> deliver()). */
+            rc = deliver(r, f.payload, f.length);
+            if (rc)
                 return rc;
-            }
-            /* Here STREAM frames become stream bytes again (the codec
-             * layer of issue 5 decodes here). */
-            if (r->rctx) {
-                rc = r->fast->restore_feed(r->rctx, f.payload, f.length);
-                if (rc) {
-                    r->restore_rc = rc;
-                    return restore_stopped(r);
-                }
-            } else {
-                rc = pipe_write(r, f.payload, f.length);
-                if (rc)
-                    return restore_stopped(r);
-            }
-            r->stream_bytes += f.length;
-            if (r->o->on_stream_bytes)
-                r->o->on_stream_bytes(r->o->hook_opaque, "receive",
-                                      r->stream_bytes);
+            break;
+        case LXM__MSG_PROBE:
+        case LXM__MSG_PROBE_END:
+            *drain_r = f.type == LXM__MSG_PROBE;
+            rc = receive_probe(r, &f);
+            if (rc)
+                return rc;
             break;
         case LXM__MSG_STREAM_END:
             *drain_r = false;
+            if (r->dec) {
+                /* Every frame decoded and delivered, the end marker
+                 * seen and its length and digest checked. */
+                rc = lxm__decoder_finish(r->dec);
+                if (rc)
+                    return decode_failed(r, rc, "at its end");
+            }
             rc = lxm__frame_json(&f, &v);
             if (rc) {
                 set_error(r, rc, "source %s sent an invalid STREAM_END",
@@ -746,7 +1002,7 @@ int lxm__migrate_receive(const lxm__backend_ops *ops, lxm__backend *b,
         rc = commit(r);
     if (rc) {
         destroy_ours(r);
-        tell_sender_failed(r, drain ? "stream" : "commit");
+        tell_sender_failed(r, drain || r->stream_failed ? "stream" : "commit");
         if (drain)
             drain_sender(r);
     } else {
@@ -760,7 +1016,10 @@ out:
     rep->pages_sent = r->pages;
     rep->bytes_stream = r->stream_bytes;
     rep->bytes_wire = lxm__conn_bytes_in(c) + lxm__conn_bytes_out(c);
+    rep->bytes_frames = r->frame_bytes;
+    rep->frames = r->frames;
     rep->total_ms = lxm__migrate_now_ms() - r->t0;
+    lxm__decoder_free(r->dec);
     if (rep->status == LXM__MIG_MIGRATED)
         rep->rc = 0;
     else if (!rep->rc)

@@ -40,8 +40,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "codec/codec.h"
 #include "migrate/migrate.h"
 
 #define AWAY_SUFFIX "--migratedaway"
@@ -49,6 +51,48 @@
 /* Largest STREAM frame built from the fast path's records. */
 #define STREAM_FRAME_MAX (4u << 20)
 #define PIPE_SIZE (1 << 20) /* the saver's pipe (F_SETPIPE_SZ) */
+
+/* `auto` (docs/compression.md): stream bytes per decision window, per
+ * probe of the other mode, and windows between probes. */
+#define AUTO_WINDOW (32u << 20)
+#define AUTO_PROBE (4u << 20)
+#define AUTO_PROBE_EVERY 8
+/* Hysteresis: the estimated speed-up needed to start compressing, and
+ * below which it stops. */
+#define AUTO_GAIN_ON 1.2
+#define AUTO_GAIN_OFF 1.05
+/* The link probe before the stream (docs/protocol.md "Link probe"): one
+ * frame to warm the connection up (and to stop early on a slow link),
+ * then the measured ones. */
+#define LINK_FRAME (1u << 20)
+#define LINK_ROUNDS 3
+#define LINK_ROUND_FRAMES 2
+#define LINK_SLOW_NS (250u * 1000000u) /* first frame slower: done */
+
+/*
+ * `auto`: the pre-pass always runs; the block codec is switched between
+ * a fast one and none per window of stream bytes.  Estimates (0 =
+ * unknown): net, the wire bytes/s the socket takes while it is the
+ * bottleneck (bytes per second spent blocked in send); codec, token
+ * bytes/s through the block codec (per-worker speed x workers); ratio,
+ * token bytes per frame byte with the codec.  Compressing pays when
+ * min(codec, ratio x net) > net.  Caller's thread only.
+ */
+typedef struct auto_ctl {
+    lxm__codec_spec fast;
+    bool on;      /* this window compresses */
+    bool pref;    /* the mode the estimates chose */
+    uint64_t end; /* stream bytes at which this window ends */
+    unsigned int since_probe;
+    uint32_t switches;
+    double net, codec, ratio;
+    /* Measured end to end: token bytes per wall second of the last
+     * compressed and the last raw window (0 = none yet). */
+    double tput_on, tput_off;
+    /* at the window's start */
+    uint64_t t0_ns, send_ns, frame_bytes;
+    lxm__encoder_stats st;
+} auto_ctl;
 
 typedef struct sender {
     /* Immutable after setup. */
@@ -84,6 +128,21 @@ typedef struct sender {
     bool gate_held; /* a stop-and-copy gate slot is ours to release */
     const lxm__backend_fastpath *fast; /* NULL: save into a pipe */
 
+    /* The stream codec (issue 5).  enc NULL: raw STREAM frames, the
+     * path of old (no copy, no thread). */
+    bool use_codec; /* negotiated: enc is made in stream() */
+    bool prepass;
+    bool autom;      /* `auto` */
+    bool peer_probe; /* the peer's HELLO lists LXM__CAP_PROBE */
+    lxm__codec_spec spec;
+    lxm__encoder *enc;
+    uint8_t *scratch; /* for o->on_stream_frame; NULL */
+    uint64_t send_ns; /* spent sending compressed frames */
+    uint64_t frame_bytes, frames, frames_compressed;
+    uint32_t enc_round;
+    bool enc_suspended;
+    auto_ctl au;
+
     /* The saver: started once, joined once.  wfd belongs to the saver
      * thread from its start (it closes it). */
     pthread_t saver;
@@ -101,6 +160,14 @@ typedef struct sender {
 
 static void set_error(sender *s, int rc, const char *fmt, ...) LXM_PRINTF(3, 4);
 static void report_progress(sender *s, bool force);
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* The first error wins: later ones are consequences. */
 static void set_error(sender *s, int rc, const char *fmt, ...)
@@ -427,6 +494,57 @@ static int precheck(sender *s, const char *domain)
     return 0;
 }
 
+/*
+ * The codec, from o->compress and what the peer's HELLO says it can
+ * decode: a codec it did not list falls back to none, with a warning in
+ * the log and the report.  LXM_ERROR_INVAL for a bad o->compress.
+ */
+static int choose_codec(sender *s, yajl_val hello)
+{
+    const char *want = s->o->compress ? s->o->compress : "none";
+    char cap[32], err[160];
+    bool has_codec, has_pages;
+    int rc;
+
+    snprintf(s->rep->codec, sizeof(s->rep->codec), "none");
+    if (!strcmp(want, "none"))
+        return 0;
+    if (!strcmp(want, "auto")) {
+        s->autom = true;
+        rc = lxm__codec_parse("lz4", &s->spec, err, sizeof(err));
+    } else {
+        rc = lxm__codec_parse(want, &s->spec, err, sizeof(err));
+    }
+    if (rc) {
+        set_error(s, LXM_ERROR_INVAL, "bad compression '%s': %s", want, err);
+        return LXM_ERROR_INVAL;
+    }
+    snprintf(cap, sizeof(cap), LXM__CAP_CODEC_PREFIX "%s",
+             lxm__codec_name(s->spec.codec));
+    has_codec =
+        s->spec.codec == LXM__CODEC_NONE || lxm__hello_has_cap(hello, cap);
+    has_pages = lxm__hello_has_cap(hello, LXM__CAP_PAGES);
+    if (!has_codec || (s->autom && !has_pages)) {
+        snprintf(s->rep->warning, sizeof(s->rep->warning),
+                 "destination %.64s cannot decode %.32s (its HELLO does not"
+                 " list %.32s); sending the stream uncompressed",
+                 s->dest, s->autom ? "the page pre-pass" : want,
+                 s->autom ? LXM__CAP_PAGES : cap);
+        lxm__log(s->lg, XTL_WARN, -1, "migrate %s: %s", s->info.name,
+                 s->rep->warning);
+        s->autom = false;
+        return 0;
+    }
+    s->use_codec = true;
+    s->prepass = has_pages;
+    if (s->autom)
+        snprintf(s->rep->codec, sizeof(s->rep->codec), "auto(%s)",
+                 lxm__codec_name(s->spec.codec));
+    else
+        lxm__codec_spec_format(&s->spec, s->rep->codec, sizeof(s->rep->codec));
+    return 0;
+}
+
 static int request(sender *s)
 {
     yajl_val hello = NULL;
@@ -443,7 +561,8 @@ static int request(sender *s)
         goto out;
     }
     s->conn_ok = true;
-    rc = lxm__proto_hello(s->c, "peer", s->rep->source, &hello);
+    rc = lxm__proto_hello_caps(s->c, "peer", s->rep->source,
+                               lxm__migrate_codec_caps(), &hello);
     if (rc) {
         s->conn_ok = false;
         set_error(s, rc, "handshake with %s failed: %s", s->dest_addr,
@@ -456,6 +575,10 @@ static int request(sender *s)
         snprintf(s->rep->destination, sizeof(s->rep->destination), "%s",
                  peer_host);
     }
+    rc = choose_codec(s, hello);
+    if (rc)
+        goto out;
+    s->peer_probe = lxm__hello_has_cap(hello, LXM__CAP_PROBE);
 
     g = lxm__json_new();
     if (!g) {
@@ -470,6 +593,13 @@ static int request(sender *s)
     lxm__json_str(g, "kind", lxm__migrate_kind_name(s->info.kind));
     lxm__json_bool(g, "live", s->o->save.live);
     lxm__json_str(g, "source_host", s->rep->source);
+    if (s->use_codec) {
+        /* What the receiver's decoder needs (docs/protocol.md). */
+        lxm__json_str(g, "codec", s->rep->codec);
+        lxm__json_bool(g, "codec_pages", s->prepass);
+        lxm__json_uint(g, "codec_cache_bytes", s->o->codec_cache_bytes);
+        lxm__json_str(g, "codec_format", "xl");
+    }
     /* The domain config as xl keeps it, for the destination's records;
      * the stream's xl header carries it too. */
     if (s->ops->domain_config &&
@@ -586,6 +716,369 @@ static int wait_writable(sender *s)
     }
 }
 
+/* ---- 3 with a codec (issue 5) ------------------------------------- */
+
+/* The encoder's output (lxm__codec_frame_fn): one frame, one STREAM
+ * message, on this thread. */
+static int enc_out(void *opaque, uint8_t codec, const void *frame, size_t len)
+{
+    sender *s = opaque;
+    uint64_t t0 = now_ns();
+    const void *p = frame;
+    int rc;
+
+    if (s->o->on_stream_frame) {
+        /* Test hook: it may change the frame, so it gets a copy. */
+        if (!s->scratch)
+            s->scratch = malloc(LXM__CFRAME_MAX);
+        if (!s->scratch || len > LXM__CFRAME_MAX) {
+            set_error(s, LXM_ERROR_NOMEM, "out of memory");
+            return LXM_ERROR_NOMEM;
+        }
+        memcpy(s->scratch, frame, len);
+        s->o->on_stream_frame(s->o->hook_opaque, s->scratch, len,
+                              s->stream_bytes);
+        p = s->scratch;
+    }
+    rc = wait_writable(s);
+    if (rc)
+        return rc;
+    rc = lxm__conn_send(s->c, LXM__MSG_STREAM, codec, p, (uint32_t)len);
+    if (rc) {
+        send_failed(s, rc, "sending the stream");
+        return rc;
+    }
+    s->send_ns += now_ns() - t0;
+    s->frame_bytes += len;
+    s->frames++;
+    if (codec != LXM__CODEC_END && (codec & LXM__CODEC_ID_MASK))
+        s->frames_compressed++;
+    return 0;
+}
+
+/* An encoder call failed: enc_out said why already, or this is the
+ * encoder's own failure. */
+static int enc_failed(sender *s, int rc, const char *what)
+{
+    set_error(s, rc, "%s the stream of %s with %s: %s", what, s->info.name,
+              s->rep->codec, lxm_strerror(rc));
+    return rc;
+}
+
+/* auto: start a window in mode on, of len stream bytes. */
+static int auto_start(sender *s, bool on, uint64_t len)
+{
+    static const lxm__codec_spec none = { LXM__CODEC_NONE, 0 };
+    auto_ctl *a = &s->au;
+    int rc;
+
+    rc = lxm__encoder_set_spec(s->enc, on ? &a->fast : &none);
+    if (rc)
+        return enc_failed(s, rc, "switching the codec of");
+    if (on != a->on && s->frames)
+        a->switches++;
+    a->on = on;
+    a->end = s->stream_bytes + len;
+    a->t0_ns = now_ns();
+    a->send_ns = s->send_ns;
+    a->frame_bytes = s->frame_bytes;
+    lxm__encoder_get_stats(s->enc, &a->st);
+    return 0;
+}
+
+/* auto: the window is over: measure it (after sending all of it), then
+ * start the next one. */
+static int auto_step(sender *s)
+{
+    auto_ctl *a = &s->au;
+    lxm__encoder_stats st;
+    uint64_t wall, send_ns, wire, tok, blk, out;
+    double gain = 0;
+    bool next;
+    int rc;
+
+    rc = lxm__encoder_flush(s->enc);
+    if (rc)
+        return enc_failed(s, rc, "sending");
+    lxm__encoder_get_stats(s->enc, &st);
+    wall = now_ns() - a->t0_ns;
+    send_ns = s->send_ns - a->send_ns;
+    wire = s->frame_bytes - a->frame_bytes;
+    tok = st.bytes_tokens - a->st.bytes_tokens;
+    blk = st.ns_block - a->st.ns_block;
+    out = st.bytes_out - a->st.bytes_out;
+    if (a->on) {
+        if (blk && tok >= (256u << 10))
+            a->codec = (double)tok * 1e9 / (double)blk * st.threads;
+        if (out && tok)
+            a->ratio = (double)tok / (double)out;
+    }
+    /* The socket's speed shows only while it holds us up: always when
+     * nothing is compressed (sending is then all there is to do after
+     * the pre-pass), else when at least half the window was spent
+     * blocked in send. */
+    if (send_ns >= 1000000 && wire && (!a->on || send_ns * 2 >= wall))
+        a->net = (double)wire * 1e9 / (double)send_ns;
+
+    if (wall && tok >= (1u << 20)) {
+        if (a->on)
+            a->tput_on = (double)tok * 1e9 / (double)wall;
+        else
+            a->tput_off = (double)tok * 1e9 / (double)wall;
+    }
+    /* The model says what compressing could give; what the last windows
+     * of each mode actually achieved overrules it (the CPUs may be
+     * shared with the receiver or other guests, which the model does
+     * not see). */
+    if (a->codec && a->ratio && a->net)
+        gain = LXM_MIN(a->codec, a->ratio * a->net) / a->net;
+    if (a->tput_on && a->tput_off)
+        gain = LXM_MIN(gain ? gain : 1e9, a->tput_on / a->tput_off);
+    if (gain)
+        a->pref = a->pref ? gain >= AUTO_GAIN_OFF : gain >= AUTO_GAIN_ON;
+    LXM_LOG_DEBUG(s->lg,
+                  "migrate %s: auto: window %s, net %.0f MB/s, codec %.0f"
+                  " MB/s, ratio %.2f, measured %.0f/%.0f MB/s, gain %.2f"
+                  " -> %s",
+                  s->info.name, a->on ? "compressed" : "raw", a->net / 1e6,
+                  a->codec / 1e6, a->ratio, a->tput_on / 1e6, a->tput_off / 1e6,
+                  gain, a->pref ? "compress" : "raw");
+
+    if (!a->codec || !a->ratio)
+        return auto_start(s, true, AUTO_PROBE); /* measure the codec */
+    if (!a->net)
+        return auto_start(s, false, AUTO_PROBE); /* measure the socket */
+    next = a->pref;
+    if (++a->since_probe >= AUTO_PROBE_EVERY) {
+        /* Now and then, look at the other mode again. */
+        a->since_probe = 0;
+        if (a->pref) {
+            a->net = 0; /* the raw probe measures it afresh */
+            a->tput_off = 0;
+        } else {
+            a->codec = 0;
+            a->ratio = 0;
+            a->tput_on = 0;
+        }
+        return auto_start(s, !a->pref, AUTO_PROBE);
+    }
+    return auto_start(s, next, AUTO_WINDOW);
+}
+
+/* ---- auto: raw or codec path, before the stream (issue 5 item 4) --- */
+
+/* Send n PROBE frames of LINK_FRAME bytes and wait for their acks;
+ * *ns_r: from the first send to the last ack. */
+static int probe_frames(sender *s, const uint8_t *buf, unsigned int n,
+                        uint64_t *sent, uint64_t *ns_r)
+{
+    uint64_t t0 = now_ns();
+    char err[256];
+    yajl_val v = NULL;
+    unsigned int i;
+    int rc, code;
+
+    for (i = 0; i < n; i++) {
+        rc = lxm__conn_send(s->c, LXM__MSG_PROBE, LXM__CODEC_NONE, buf,
+                            LINK_FRAME);
+        if (rc) {
+            send_failed(s, rc, "probing the link");
+            return rc;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        *sent += LINK_FRAME;
+        rc = lxm__migrate_expect(s->c, LXM__MSG_PROBE_ACK, &v, err, sizeof(err),
+                                 &code);
+        if (rc) {
+            peer_error(s, rc, err, code, "probing the link");
+            return rc;
+        }
+        if (lxm__jint(v, "bytes", -1) != (int64_t)*sent) {
+            s->conn_ok = false;
+            set_error(s, LXM_ERROR_PROTOCOL,
+                      "destination %s (%s) broke the protocol probing the"
+                      " link: PROBE_ACK says %" PRId64 " bytes, %" PRIu64
+                      " were sent",
+                      s->dest, s->dest_addr, lxm__jint(v, "bytes", -1), *sent);
+            yajl_tree_free(v);
+            return LXM_ERROR_PROTOCOL;
+        }
+        yajl_tree_free(v);
+        v = NULL;
+    }
+    *ns_r = now_ns() - t0;
+    return 0;
+}
+
+/*
+ * The link's bytes/s, from PROBE frames the peer reads and acks: after
+ * one frame that warms the connection up, the best of LINK_ROUNDS
+ * rounds of LINK_ROUND_FRAMES frames, each timed to its last ack (a
+ * pause of either end, a busy CPU, is not the link).
+ */
+static int probe_link(sender *s, uint64_t *bps_r)
+{
+    uint64_t sent = 0, ns, bps;
+    uint8_t *buf;
+    unsigned int i;
+    int rc;
+
+    *bps_r = 0;
+    buf = calloc(1, LINK_FRAME); /* what it holds does not matter */
+    if (!buf) {
+        set_error(s, LXM_ERROR_NOMEM, "out of memory");
+        return LXM_ERROR_NOMEM;
+    }
+    rc = probe_frames(s, buf, 1, &sent, &ns);
+    if (!rc && ns >= LINK_SLOW_NS) /* a slow link: enough said */
+        *bps_r = (uint64_t)((double)LINK_FRAME * 1e9 / (double)ns);
+    for (i = 0; !rc && !*bps_r && i < LINK_ROUNDS; i++) {
+        rc = probe_frames(s, buf, LINK_ROUND_FRAMES, &sent, &ns);
+        bps = ns ? (uint64_t)((double)LINK_ROUND_FRAMES * LINK_FRAME * 1e9 /
+                              (double)ns)
+                 : 0;
+        if (!rc && bps > *bps_r)
+            *bps_r = bps;
+    }
+    free(buf);
+    return rc;
+}
+
+/*
+ * auto with a peer that answers the probe: measure the link and this
+ * host's codec path, decide (lxm__auto_decide), and tell the peer with
+ * PROBE_END.  Raw: the stream goes exactly as with --compress=none.
+ */
+static int auto_choose(sender *s)
+{
+    lxm__migrate_report *rep = s->rep;
+    lxm__auto_choice choice;
+    uint64_t link, codec;
+    yajl_gen g;
+    int rc;
+
+    if (!s->peer_probe) {
+        snprintf(rep->auto_choice, sizeof(rep->auto_choice),
+                 "codec (no probe)");
+        return 0;
+    }
+    /* This host's CPUs first (cached after the first migration), then
+     * the link, so that neither disturbs the other. */
+    codec = lxm__auto_codec_rate(s->o->codec_threads, s->lg);
+    rc = probe_link(s, &link);
+    if (rc)
+        return rc;
+    choice = lxm__auto_decide(link, s->o->bandwidth, codec);
+    rep->auto_link_bps = link;
+    rep->auto_codec_bps = codec;
+    snprintf(rep->auto_choice, sizeof(rep->auto_choice), "%s",
+             choice == LXM__AUTO_RAW ? "raw" : "codec");
+
+    g = lxm__json_new();
+    if (!g) {
+        set_error(s, LXM_ERROR_NOMEM, "out of memory");
+        return LXM_ERROR_NOMEM;
+    }
+    lxm__json_str(g, "codec", choice == LXM__AUTO_RAW ? "none" : rep->codec);
+    rc = lxm__conn_send_json(s->c, LXM__MSG_PROBE_END, g);
+    if (rc) {
+        send_failed(s, rc, "sending PROBE_END");
+        return rc;
+    }
+    lxm__log(s->lg, XTL_INFO, -1,
+             "migrate %s: auto: link %" PRIu64 " MB/s%s, codec path %" PRIu64
+             " MB/s: %s",
+             s->info.name, link / 1000000,
+             s->o->bandwidth ? " (capped by --bandwidth)" : "", codec / 1000000,
+             choice == LXM__AUTO_RAW ? "sending raw" : "compressing");
+    if (choice == LXM__AUTO_RAW) {
+        s->use_codec = false;
+        s->autom = false;
+        s->prepass = false;
+        snprintf(rep->codec, sizeof(rep->codec),
+                 "none (auto: link %u MB/s, codec %u MB/s)",
+                 (unsigned int)LXM_MIN(link / 1000000, 999999),
+                 (unsigned int)LXM_MIN(codec / 1000000, 999999));
+    }
+    return 0;
+}
+
+static int codec_start(sender *s)
+{
+    lxm__encoder_opts eo;
+    int rc;
+
+    memset(&eo, 0, sizeof(eo));
+    eo.spec = s->spec;
+    eo.threads = s->o->codec_threads;
+    eo.no_prepass = !s->prepass;
+    eo.format = LXM_FORMAT_XL;
+    eo.cache_bytes = s->o->codec_cache_bytes;
+    eo.logger = s->lg;
+    eo.out = enc_out;
+    eo.opaque = s;
+    rc = lxm__encoder_new(&eo, &s->enc);
+    if (rc) {
+        set_error(s, rc, "cannot set up %s for the stream of %s: %s",
+                  s->rep->codec, s->info.name, lxm_strerror(rc));
+        return rc;
+    }
+    if (s->autom) {
+        /* The first window measures the codec (then auto_step measures
+         * the socket, then decides). */
+        s->au.fast = s->spec;
+        s->au.on = true;
+        rc = auto_start(s, true, AUTO_PROBE);
+    }
+    return rc;
+}
+
+/* Send what the encoder holds when a pre-copy round ends or the guest
+ * was stopped, so that nothing waits in it while the source does. */
+static int codec_round_flush(sender *s)
+{
+    uint32_t round;
+    bool suspended;
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    round = s->sp.round;
+    suspended = s->suspend_ms != 0;
+    pthread_mutex_unlock(&s->lock);
+    if (round == s->enc_round && suspended == s->enc_suspended)
+        return 0;
+    s->enc_round = round;
+    s->enc_suspended = suspended;
+    rc = lxm__encoder_flush(s->enc);
+    return rc ? enc_failed(s, rc, "sending") : 0;
+}
+
+/* The codec's half of send_stream(). */
+static int send_encoded(sender *s, const struct iovec *iov, int n)
+{
+    int i, rc;
+
+    for (i = 0; i < n; i++) {
+        if (cancelled(s)) {
+            rc = LXM_ERROR_ABORTED;
+            set_error(s, rc, "cancelled by request");
+            return rc;
+        }
+        rc = lxm__encoder_feed(s->enc, iov[i].iov_base, iov[i].iov_len);
+        if (rc)
+            return enc_failed(s, rc, "compressing");
+        s->stream_bytes += iov[i].iov_len;
+        if (s->o->on_stream_bytes)
+            s->o->on_stream_bytes(s->o->hook_opaque, "send", s->stream_bytes);
+    }
+    rc = codec_round_flush(s);
+    if (!rc && s->autom && s->stream_bytes >= s->au.end)
+        rc = auto_step(s);
+    report_progress(s, false);
+    return rc;
+}
+
 /*
  * Stream bytes (iov[0..n), in stream order) to the peer: this is where
  * stream bytes become STREAM frames (the codec layer of issue 5 goes
@@ -614,6 +1107,8 @@ static int send_stream(sender *s, const struct iovec *iov, int n)
             return rc;
         }
     }
+    if (s->enc)
+        return send_encoded(s, iov, n);
 
     while (n > 0) {
         if (cancelled(s)) {
@@ -705,6 +1200,14 @@ static int pump(sender *s)
             goto out;
         }
         if (!pfd[0].revents) {
+            /* The saver is quiet: what the encoder holds goes now. */
+            if (s->enc) {
+                rc = lxm__encoder_flush(s->enc);
+                if (rc) {
+                    enc_failed(s, rc, "sending");
+                    goto out;
+                }
+            }
             report_progress(s, false);
             continue;
         }
@@ -757,6 +1260,16 @@ static int stream(sender *s)
 
     if (s->o->bandwidth)
         lxm__conn_set_rate(s->c, s->o->bandwidth);
+    if (s->autom && s->use_codec) {
+        rc = auto_choose(s);
+        if (rc)
+            return rc;
+    }
+    if (s->use_codec) {
+        rc = codec_start(s);
+        if (rc)
+            return rc;
+    }
     s->stream_t0 = lxm__migrate_now_ms();
 
     if (s->fast) {
@@ -812,6 +1325,12 @@ static int stream(sender *s)
         set_error(s, rc, "the backend's stream for %s is incomplete: %s",
                   s->info.name, line);
         return rc;
+    }
+    if (s->enc) {
+        /* The rest, then the end marker, before STREAM_END. */
+        rc = lxm__encoder_finish(s->enc);
+        if (rc)
+            return enc_failed(s, rc, "finishing");
     }
     rc = s->ops->domain_info(s->b, s->domid_str, &di);
     if (rc || di.state != LXM__DOM_SUSPENDED) {
@@ -1079,6 +1598,12 @@ out:
     rep->pages_sent = s->pages;
     rep->bytes_stream = s->stream_bytes;
     rep->bytes_wire = wire_bytes(s);
+    rep->bytes_frames = s->enc ? s->frame_bytes : s->stream_bytes;
+    rep->frames = s->frames;
+    rep->frames_compressed = s->frames_compressed;
+    rep->codec_switches = s->au.switches;
+    lxm__encoder_free(s->enc);
+    free(s->scratch);
     if (rc && !rep->rc)
         rep->rc = rc;
     if (rep->status == LXM__MIG_MIGRATED)

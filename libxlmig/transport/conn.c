@@ -858,6 +858,12 @@ const char *lxm__msg_name(uint8_t type)
         return "RUNNING";
     case LXM__MSG_FAILED:
         return "FAILED";
+    case LXM__MSG_PROBE:
+        return "PROBE";
+    case LXM__MSG_PROBE_ACK:
+        return "PROBE_ACK";
+    case LXM__MSG_PROBE_END:
+        return "PROBE_END";
     default:
         return "UNKNOWN";
     }

@@ -6,7 +6,8 @@
  *   lxm__json_new(), lxm__json_str(), _int(), _uint(), _bool(), _key()
  *   lxm__conn_send_json(), lxm__conn_send_error()       building/sending
  *   lxm__frame_json(), lxm__jstr(), _jint(), _jbool(), _jget()  parsing
- *   lxm__proto_hello(), lxm__conn_expect()              exchanges
+ *   lxm__proto_hello(), _hello_caps(), lxm__conn_expect() exchanges
+ *   lxm__hello_has_cap()
  *
  * Payloads are untrusted: before yajl_tree_parse() sees one it must be
  * free of NUL bytes and nest at most JSON_DEPTH_MAX deep (yajl_tree's
@@ -360,6 +361,28 @@ out:
 int lxm__proto_hello(lxm__conn *c, const char *role, const char *host,
                      yajl_val *peer_r)
 {
+    return lxm__proto_hello_caps(c, role, host, NULL, peer_r);
+}
+
+bool lxm__hello_has_cap(yajl_val hello, const char *cap)
+{
+    yajl_val a = lxm__jget(hello, "capabilities");
+    size_t i;
+
+    if (!a || !YAJL_IS_ARRAY(a) || !cap)
+        return false;
+    for (i = 0; i < a->u.array.len; i++) {
+        yajl_val v = a->u.array.values[i];
+
+        if (YAJL_IS_STRING(v) && !strcmp(v->u.string, cap))
+            return true;
+    }
+    return false;
+}
+
+int lxm__proto_hello_caps(lxm__conn *c, const char *role, const char *host,
+                          const char *const *caps, yajl_val *peer_r)
+{
     yajl_val v = NULL;
     yajl_gen g;
     char err[256], software[64];
@@ -377,6 +400,8 @@ int lxm__proto_hello(lxm__conn *c, const char *role, const char *host,
     lxm__json_key(g, "capabilities");
     if (g) {
         yajl_gen_array_open(g);
+        for (; caps && *caps; caps++)
+            yajl_gen_string(g, (const unsigned char *)*caps, strlen(*caps));
         yajl_gen_array_close(g);
     }
     rc = lxm__conn_send_json(c, LXM__MSG_HELLO, g);

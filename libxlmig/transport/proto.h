@@ -225,6 +225,54 @@ struct iovec;
 int lxm__conn_sendv(lxm__conn *c, uint8_t type, uint8_t codec,
                     const struct iovec *iov, int n);
 
+/* ---- additions (codec negotiation, issue 5) ------------------------- */
+
+/*
+ * HELLO capabilities naming the codecs an agent can decode
+ * (docs/protocol.md "Codecs"): "codec:zlib", "codec:zstd", "codec:lz4"
+ * and "codec:pages" (the page pre-pass).  A sender uses a codec only
+ * when the peer listed it.
+ */
+#define LXM__CAP_CODEC_PREFIX "codec:"
+#define LXM__CAP_PAGES "codec:pages"
+
+/* As lxm__proto_hello(), listing caps (NULL-terminated array; NULL ok:
+ * none) in our "capabilities". */
+int lxm__proto_hello_caps(lxm__conn *c, const char *role, const char *host,
+                          const char *const *caps, yajl_val *peer_r);
+/* Does the HELLO hello (NULL ok) list capability cap? */
+bool lxm__hello_has_cap(yajl_val hello, const char *cap);
+
+struct lxm__encoder;
+struct lxm__codec_spec;
+/* codec/pipeline.c (declared here: codec.h is frozen).  Switch a
+ * running encoder's block codec between frames: what was fed so far is
+ * sent with the old one first (as lxm__encoder_flush).  Errors as
+ * lxm__encoder_flush, LXM_ERROR_INVAL for an unknown codec. */
+int lxm__encoder_set_spec(struct lxm__encoder *e,
+                          const struct lxm__codec_spec *spec);
+
+/* ---- additions (auto link probe, issue 5 item 4) ------------------- */
+
+/*
+ * docs/protocol.md "Link probe": between ACCEPT and the first STREAM
+ * frame a source whose `auto` must choose between the raw and the codec
+ * path may measure the link, only when the destination's HELLO lists
+ * LXM__CAP_PROBE:
+ *   PROBE (filler bytes, discarded) ...  ->
+ *                                        <-  PROBE_ACK {"bytes":N} each
+ *   PROBE_END {"codec": "none" | MIGRATE's codec}  ->
+ * then STREAM as usual, raw when PROBE_END said "none".
+ */
+enum {
+    LXM__MSG_PROBE = 0x18,     /* filler bytes, 1..LXM__FRAME_MAX */
+    LXM__MSG_PROBE_ACK = 0x19, /* {"bytes": probe bytes read so far} */
+    LXM__MSG_PROBE_END = 0x1a, /* {"codec": what the stream uses} */
+};
+#define LXM__CAP_PROBE "probe"
+/* Most probe bytes a destination reads in one migration. */
+#define LXM__PROBE_MAX (64u << 20)
+
 #endif /* LXM_PROTO_H */
 
 /*

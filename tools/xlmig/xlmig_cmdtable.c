@@ -66,6 +66,9 @@ static const struct cmd_opt migrate_opts[] = {
       "cap the stream at MBPS megabytes/s (default none)" },
     { "no-verify", XLMIG_OPT_NO_VERIFY, NULL,
       "skip the memory digest check before the commit" },
+    { "compress", XLMIG_OPT_COMPRESS, "ALG[:L]",
+      "auto, none, zlib[:1-9], zstd[:L], lz4[:A] (default: the agent's"
+      " /etc/xlmig.conf, else auto)" },
     { NULL, 0, NULL, NULL },
 };
 
@@ -113,6 +116,9 @@ static const struct cmd_opt host_evacuate_opts[] = {
       "xapi's config file (default " LXM__XAPI_CONF ")" },
     { "xapi-conf-dir", XLMIG_OPT_XAPI_CONF_DIR, "DIR",
       "its drop-in directory (default " LXM__XAPI_CONF_DIR ")" },
+    { "to", XLMIG_OPT_TO, "HOST",
+      "only this host may receive VMs (repeat for more; default: every"
+      " other pool host)" },
     { "dry-run", XLMIG_OPT_DRY_RUN, NULL,
       "print the plan and what prevents the evacuation; move nothing" },
     { "high-vm-count", XLMIG_OPT_HIGH_VM_COUNT, "N",
@@ -159,6 +165,8 @@ static const struct cmd_opt stream_decompress_opts[] = {
 static const struct cmd_opt xl_transport_opts[] = {
     { "agent", XLMIG_OPT_AGENT, "ADDR",
       "the receiving agent (default HOST:8702)" },
+    { "compress", XLMIG_OPT_COMPRESS, "ALG",
+      "none|zlib[:L]|zstd[:L]|lz4 (default lz4)" },
     { NULL, 0, NULL, NULL },
 };
 

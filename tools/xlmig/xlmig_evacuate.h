@@ -46,9 +46,12 @@ enum {
     XLMIG_OPT_NOMIGRATE,
     XLMIG_OPT_ON_BOOT,
     XLMIG_OPT_HA,
+    XLMIG_OPT_TO, /* host-evacuate --to HOST */
     /* xlmig_evacuate_run.c's own options start here */
     XLMIG_OPT_EVAC_RUN_BASE = XLMIG_OPT_LONG_ONLY + 150,
 };
+
+#define XLMIG_EVAC_MAX_TARGETS 32
 
 /* Everything the plan was made from, and the plan. */
 struct evac_ctx {
@@ -76,6 +79,11 @@ struct evac_ctx {
     size_t nr_vms;
 
     lxm__plan plan; /* entries[].vm indexes vms, .dest hosts */
+
+    /* --to: the only hosts that may receive VMs (borrowed from argv;
+     * none: every other pool host). */
+    const char *targets[XLMIG_EVAC_MAX_TARGETS];
+    size_t nr_targets;
 
     void *run; /* xlmig_evacuate_run.c's options: one malloc'd block,
                 * freed by xlmig_evac_dispose() */
@@ -108,6 +116,18 @@ void xlmig_evac_agent_addr(const lxm__pool_host *h, char *out, size_t len);
  */
 int xlmig_evac_run_opt(struct evac_ctx *ctx, int opt, const char *arg);
 int xlmig_evac_run(struct evac_ctx *ctx);
+
+/* xlmig_evacuate_xs.c: progress and result in xenstore, when there is
+ * one (NULL: not published).  _event and _end take the handle by
+ * reference: after a failed write they close it and say so once. */
+struct lxm__xs_status;
+struct lxm__xs_status *xlmig_evac_xs_open(const struct evac_ctx *ctx,
+                                          unsigned int batch_size);
+void xlmig_evac_xs_event(struct lxm__xs_status **xs, const struct evac_ctx *ctx,
+                         const lxm__evac_event *ev);
+void xlmig_evac_xs_end(struct lxm__xs_status **xs, const lxm__evac_counts *c,
+                       bool cancelled, int exit_status);
+void xlmig_evac_xs_close(struct lxm__xs_status *xs);
 
 /* Command handlers (xlmig_pool.c). */
 int xlmig_main_pool_list(const struct cmd_spec *spec, int argc, char **argv);

@@ -176,6 +176,10 @@ typedef struct run_state {
     uint64_t elapsed_ms;
     bool cancelling;
 
+    /* Published in xenstore when there is one (NULL: not); used under
+     * out_lock. */
+    struct lxm__xs_status *xs;
+
     /* The signal thread. */
     volatile int done;
     volatile int interrupted;
@@ -732,6 +736,7 @@ static void on_event(void *opaque, const lxm__evac_event *ev)
         break;
     }
 
+    xlmig_evac_xs_event(&r->xs, r->ctx, ev);
     if (r->o->json_events)
         json_event(r, ev);
     if (r->tty) {
@@ -970,6 +975,7 @@ int xlmig_evac_run(struct evac_ctx *ctx)
         goto out;
     }
 
+    r.xs = xlmig_evac_xs_open(ctx, p.batch_size);
     if (r.o->json_events) {
         yajl_gen g = lxm__json_new();
 
@@ -1022,6 +1028,7 @@ int xlmig_evac_run(struct evac_ctx *ctx)
         ret = EXIT_CANCELLED;
     else
         ret = XLMIG_EXIT_FAIL;
+    xlmig_evac_xs_end(&r.xs, &c, r.interrupted, ret);
     if (ctx->json)
         print_json(&r, o, &c, total_ms, ret);
     else if (!r.o->json_events)
@@ -1034,6 +1041,7 @@ int xlmig_evac_run(struct evac_ctx *ctx)
                     c.refused, c.cancelled);
 
 out:
+    xlmig_evac_xs_close(r.xs);
     lxm__evac_sched_free(r.s);
     free(r.conns);
     free(r.bars);

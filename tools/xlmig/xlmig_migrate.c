@@ -9,6 +9,10 @@
  * one-line bar redrawn with \r; elsewhere they are ignored.  Then the
  * report, as text or, with --json, the REPLY as one JSON object.
  *
+ * --compress=ALG goes into the request as "compress" (checked here
+ * first: a bad value is a usage error); without it the agent's
+ * /etc/xlmig.conf decides (default auto).
+ *
  * Exit status 0 only when the domain runs on the destination; else 1
  * with one line on stderr saying what failed and where the VM is.
  * Interrupting xlmig closes the connection, which makes the agent
@@ -21,6 +25,7 @@
 #include <unistd.h>
 
 #include "libxlmig_internal.h"
+#include "migrate/migrate.h"
 #include "transport/proto.h"
 #include "xlmig.h"
 
@@ -95,6 +100,23 @@ static const char *jstr_or(yajl_val v, const char *key, const char *def)
     return s && *s ? s : def;
 }
 
+/* "  codec  lz4, ratio 3.21, 97% of frames compressed" */
+static void compress_line(yajl_val r)
+{
+    const char *codec = jstr_or(r, "codec", "none");
+    yajl_val ratio = lxm__jget(r, "compress_ratio");
+    int64_t frames = lxm__jint(r, "frames", 0);
+    int64_t comp = lxm__jint(r, "frames_compressed", 0);
+
+    printf("  codec          %8s", codec);
+    if (strcmp(codec, "none") && ratio && YAJL_IS_NUMBER(ratio))
+        printf(", ratio %.2f, %" PRId64 "%% of frames compressed",
+               YAJL_GET_DOUBLE(ratio), frames ? comp * 100 / frames : 0);
+    printf("\n");
+    if (lxm__jstr(r, "warning"))
+        printf("  warning        %s\n", lxm__jstr(r, "warning"));
+}
+
 static void print_report(yajl_val r)
 {
     printf("%s: migrated from %s to %s\n", jstr_or(r, "name", "?"),
@@ -106,6 +128,7 @@ static void print_report(yajl_val r)
     printf("  pages sent     %8" PRId64 "\n", lxm__jint(r, "pages_sent", 0));
     printf("  on the wire    %8.1f MB\n",
            (double)lxm__jint(r, "bytes_wire", 0) / 1e6);
+    compress_line(r);
     printf("  memory digest  %8s\n",
            lxm__jbool(r, "digest_checked", false) ? "checked" : "-");
 }
@@ -117,7 +140,8 @@ int xlmig_main_migrate(const struct cmd_spec *spec, int argc, char **argv)
     yajl_gen req;
     bar_state bs = { false };
     char dest[256], *raw = NULL;
-    const char *arg, *policy = NULL, *dom, *status;
+    const char *arg, *policy = NULL, *dom, *status, *compress = NULL;
+    char why[160];
     uint64_t downtime = 0, rounds = 0, mbps = 0;
     bool json = xlmig_json, live = true, verify = true;
     int opt, rc, ret = XLMIG_EXIT_FAIL;
@@ -162,6 +186,12 @@ int xlmig_main_migrate(const struct cmd_spec *spec, int argc, char **argv)
         case XLMIG_OPT_NO_VERIFY:
             verify = false;
             break;
+        case XLMIG_OPT_COMPRESS:
+            if (lxm__migrate_compress_check(arg, why, sizeof(why)))
+                return xlmig_usage_error(spec->name, "bad --compress '%s': %s",
+                                         arg, why);
+            compress = arg;
+            break;
         case XLMIG_OPT_HELP:
             return XLMIG_EXIT_OK;
         default:
@@ -190,6 +220,8 @@ int xlmig_main_migrate(const struct cmd_spec *spec, int argc, char **argv)
         lxm__json_uint(req, "max_rounds", rounds);
     lxm__json_uint(req, "bandwidth", mbps * 1000000);
     lxm__json_bool(req, "verify", verify);
+    if (compress)
+        lxm__json_str(req, "compress", compress);
 
     bs.tty = isatty(STDERR_FILENO);
     rc = xlmig_agent_call(a, spec->name, req, MIGRATE_TIMEOUT_MS, bar_event,

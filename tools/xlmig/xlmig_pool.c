@@ -470,6 +470,7 @@ int xlmig_evac_prepare(const struct cmd_spec *spec, int argc, char **argv,
     char err[PATH_MAX + 300];
     uint32_t batch = 0;
     int opt, policy, ret;
+    size_t i;
 
     memset(ctx, 0, sizeof(*ctx));
     ctx->cmd = spec->name;
@@ -506,6 +507,12 @@ int xlmig_evac_prepare(const struct cmd_spec *spec, int argc, char **argv,
             break;
         case XLMIG_OPT_DRY_RUN:
             ctx->dry_run = true;
+            break;
+        case XLMIG_OPT_TO:
+            if (ctx->nr_targets >= XLMIG_EVAC_MAX_TARGETS)
+                return xlmig_usage_error(spec->name, "more than %d --to hosts",
+                                         XLMIG_EVAC_MAX_TARGETS);
+            ctx->targets[ctx->nr_targets++] = arg;
             break;
         case XLMIG_OPT_HIGH_VM_COUNT:
             if (!parse_u32(arg, 1000000, &ctx->params.high_vm_count))
@@ -567,9 +574,36 @@ int xlmig_evac_prepare(const struct cmd_spec *spec, int argc, char **argv,
     }
     ctx->src =
         (size_t)(lxm__pool_find(&ctx->pool, ctx->source) - ctx->pool.hosts);
+    for (i = 0; i < ctx->nr_targets; i++) {
+        if (!lxm__pool_find(&ctx->pool, ctx->targets[i])) {
+            xlmig_error(spec->name, "--to %s: not a host of the pool file %s",
+                        ctx->targets[i], ctx->pool_path);
+            return XLMIG_EXIT_FAIL;
+        }
+        if (!strcmp(ctx->targets[i], ctx->source)) {
+            xlmig_error(spec->name, "--to %s: that is the host to evacuate",
+                        ctx->targets[i]);
+            return XLMIG_EXIT_FAIL;
+        }
+    }
     if (query_hosts(ctx)) {
         xlmig_error(spec->name, "out of memory");
         return XLMIG_EXIT_FAIL;
+    }
+    /* --to: every other host is left out of the plan (and the retries) */
+    for (i = 0; ctx->nr_targets && i < ctx->nr_hosts; i++) {
+        size_t t;
+
+        if (i == ctx->src)
+            continue;
+        for (t = 0; t < ctx->nr_targets; t++)
+            if (!strcmp(ctx->targets[t], ctx->hosts[i].pool->name))
+                break;
+        if (t == ctx->nr_targets && ctx->hosts[i].reachable) {
+            ctx->hosts[i].reachable = false;
+            snprintf(ctx->host_err[i], sizeof(ctx->host_err[i]),
+                     "not a --to target");
+        }
     }
     if (!ctx->hosts[ctx->src].reachable) {
         xlmig_error(spec->name, "cannot ask the source %s (%s): %s",

@@ -9,8 +9,10 @@
  * ssh.  We connect to HOST's xlmigd (port 8702, or --agent), ask it to
  * run the same xl command (REQUEST xl-receive; the agent allows only xl
  * migrate-receive with xl's own flags), send our stdin to it as STREAM
- * frames (compressed with --compress) and copy what comes back (xl's
- * messages) to our stdout.  Our exit status is the remote xl's.
+ * frames (compressed with --compress, default lz4 with the page
+ * pre-pass; flushed whenever stdin has nothing more for now, since xl's
+ * protocol waits for answers) and copy what comes back (xl's messages)
+ * to our stdout.  Our exit status is the remote xl's.
  *
  * Entry point: xlmig_main_xl_transport().
  */
@@ -24,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "codec/codec.h"
 #include "libxlmig_internal.h"
 #include "transport/proto.h"
 #include "xlmig.h"
@@ -31,10 +34,12 @@
 #define XLT_CHUNK (256u << 10)
 #define XLT_MAX_ARGS 16
 #define XLT_CONNECT_TIMEOUT_MS 10000
+#define XLT_DEFAULT_CODEC "lz4"
 
 typedef struct xlt {
     lxm__conn *c;
-    int stop_fd; /* readable: the sending thread stops */
+    int stop_fd;       /* readable: the sending thread stops */
+    lxm__encoder *enc; /* NULL: codec none */
     /* set by the sending thread, read after join */
     int send_rc;
     uint64_t bytes_out;
@@ -56,6 +61,23 @@ static int write_all(int fd, const void *buf, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/* The encoder's output: one STREAM frame per codec frame. */
+static int send_frame(void *opaque, uint8_t codec, const void *frame,
+                      size_t len)
+{
+    xlt *t = opaque;
+
+    return lxm__conn_send(t->c, LXM__MSG_STREAM, codec, frame, (uint32_t)len);
+}
+
+/* true when stdin has nothing more to read right now */
+static bool stdin_idle(void)
+{
+    struct pollfd p = { .fd = 0, .events = POLLIN };
+
+    return poll(&p, 1, 0) == 0;
 }
 
 /* stdin -> STREAM frames, then STREAM_END. */
@@ -100,14 +122,30 @@ static void *send_thread(void *arg)
         }
         if (r == 0)
             break;
-        rc = lxm__conn_send(t->c, LXM__MSG_STREAM, LXM__CODEC_NONE, buf,
-                            (uint32_t)r);
+        if (!t->enc) {
+            rc = lxm__conn_send(t->c, LXM__MSG_STREAM, LXM__CODEC_NONE, buf,
+                                (uint32_t)r);
+        } else {
+            /* xl may now wait for an answer to what it wrote: do not
+             * keep any of it back */
+            rc = lxm__encoder_feed(t->enc, buf, (size_t)r);
+            if (!rc && stdin_idle())
+                rc = lxm__encoder_flush(t->enc);
+        }
         if (rc) {
             snprintf(t->send_err, sizeof(t->send_err), "sending: %s",
                      lxm__conn_last_error(t->c));
             goto out;
         }
         t->bytes_out += (uint64_t)r;
+    }
+    if (t->enc) {
+        rc = lxm__encoder_finish(t->enc);
+        if (rc) {
+            snprintf(t->send_err, sizeof(t->send_err), "sending: %s",
+                     lxm__conn_last_error(t->c));
+            goto out;
+        }
     }
     g = lxm__json_new();
     lxm__json_uint(g, "bytes", t->bytes_out);
@@ -123,8 +161,10 @@ out:
 
 int xlmig_main_xl_transport(const struct cmd_spec *spec, int argc, char **argv)
 {
-    char addr[PATH_MAX];
-    const char *agent = NULL, *arg, *host;
+    char addr[PATH_MAX], cname[32];
+    const char *agent = NULL, *arg, *host, *compress = XLT_DEFAULT_CODEC;
+    lxm__codec_spec cspec;
+    lxm__encoder_opts eo;
     int i, first, rc, ret = XLMIG_EXIT_FAIL;
     lxm__conn *c = NULL;
     lxm__frame f;
@@ -147,6 +187,10 @@ int xlmig_main_xl_transport(const struct cmd_spec *spec, int argc, char **argv)
             agent = argv[++first];
         } else if (!strncmp(arg, "--agent=", 8)) {
             agent = arg + 8;
+        } else if (!strcmp(arg, "--compress") && first + 1 < argc) {
+            compress = argv[++first];
+        } else if (!strncmp(arg, "--compress=", 11)) {
+            compress = arg + 11;
         } else {
             return xlmig_usage_error(spec->name, "unknown option '%s'", arg);
         }
@@ -158,6 +202,8 @@ int xlmig_main_xl_transport(const struct cmd_spec *spec, int argc, char **argv)
     if (argc - first - 1 > XLT_MAX_ARGS)
         return xlmig_usage_error(spec->name, "more than %d remote arguments",
                                  XLT_MAX_ARGS);
+    if (lxm__codec_parse(compress, &cspec, err, sizeof(err)))
+        return xlmig_usage_error("xl-transport", "--compress: %s", err);
     host = argv[first];
     xlmig_addr_with_port(agent ? agent : host, addr, sizeof(addr));
 
@@ -174,6 +220,8 @@ int xlmig_main_xl_transport(const struct cmd_spec *spec, int argc, char **argv)
     }
     g = lxm__json_new();
     lxm__json_str(g, "cmd", "xl-receive");
+    lxm__codec_spec_format(&cspec, cname, sizeof(cname));
+    lxm__json_str(g, "compress", cname);
     lxm__json_key(g, "argv");
     yajl_gen_array_open(g);
     for (i = first + 1; i < argc; i++)
@@ -193,6 +241,20 @@ int xlmig_main_xl_transport(const struct cmd_spec *spec, int argc, char **argv)
      * ready message) can be long: no per-frame timeout from here on */
     lxm__conn_set_timeout(c, 0);
     t.c = c;
+    if (cspec.codec != LXM__CODEC_NONE) {
+        memset(&eo, 0, sizeof(eo));
+        eo.spec = cspec;
+        eo.format = LXM_FORMAT_XL;
+        eo.logger = xlmig_logger;
+        eo.out = send_frame;
+        eo.opaque = &t;
+        rc = lxm__encoder_new(&eo, &t.enc);
+        if (rc) {
+            xlmig_error(spec->name, "cannot set up %s: %s", cname,
+                        lxm_strerror(rc));
+            goto out;
+        }
+    }
     if (pipe(stop_pipe) < 0) {
         xlmig_error(spec->name, "pipe: %s", strerror(errno));
         goto out;
@@ -257,6 +319,7 @@ out:
         yajl_gen_free(g);
     yajl_tree_free(v);
     lxm__conn_free(c);
+    lxm__encoder_free(t.enc);
     for (i = 0; i < 2; i++)
         if (stop_pipe[i] >= 0)
             close(stop_pipe[i]);

@@ -6,7 +6,7 @@
  *   xlmigd [--backend auto|libxl|sim] [--state-dir DIR]
  *          [--listen HOST:PORT] [--control PATH] [--foreground]
  *          [--sim-memory SIZE] [--hostname NAME] [--ready-file FILE]
- *          [--stop-copy-slots N] [-v]
+ *          [--stop-copy-slots N] [--config FILE] [--codecs LIST] [-v]
  *
  * Order of startup: options, LXM_FAULT, backend choice, daemonize (the
  * first parent waits until the agent is ready or has failed, and exits
@@ -40,6 +40,7 @@
 
 #define DEFAULT_STATE_DIR "/var/lib/xlmig"
 #define DEFAULT_LISTEN "127.0.0.1:8702"
+#define DEFAULT_CONFIG "/etc/xlmig.conf"
 
 typedef struct options {
     const char *backend;
@@ -51,6 +52,8 @@ typedef struct options {
     uint64_t sim_memory;
     unsigned int stop_copy_slots; /* 0: no gate */
     const char *xl_path;          /* xl-receive's xl */
+    const char *config;           /* --config (issue 5) */
+    const char *codecs;           /* --codecs; NULL: all */
     bool foreground;
     int verbose;
 } options;
@@ -97,33 +100,38 @@ static void tee_vmessage(xentoollog_logger *lg, xentoollog_level level,
 
 static void usage(FILE *f)
 {
-    fputs("Usage: xlmigd [options]\n"
-          "\n"
-          "The libxlmig agent: serves the xlmig command on a unix socket and\n"
-          "migrations from and to other hosts' agents over TCP.\n"
-          "\n"
-          "Options:\n"
-          "  --backend auto|libxl|sim  hypervisor backend (default auto)\n"
-          "  --state-dir DIR           state (sim domains, pid, log; default\n"
-          "                            " DEFAULT_STATE_DIR ")\n"
-          "  --listen HOST:PORT        TCP address for peers (default\n"
-          "                            " DEFAULT_LISTEN "; port 0: any)\n"
-          "  --control PATH            control socket (default\n"
-          "                            " LXM__DEFAULT_CONTROL ")\n"
-          "  -f, --foreground          do not daemonize; log to stderr\n"
-          "  --sim-memory SIZE         sim: host memory for domains (K/M/G;\n"
-          "                            default 16G)\n"
-          "  --hostname NAME           sim: this host's name\n"
-          "  --stop-copy-slots N       outgoing migrations paused at once\n"
-          "                            (default 1; 0: no limit)\n"
-          "  --xl-path PATH            the xl that xl-receive runs (default\n"
-          "                            xl on PATH)\n"
-          "  --ready-file FILE         write control=PATH and listen=ADDR\n"
-          "                            there once listening\n"
-          "  -v, --verbose             debug logging\n"
-          "  --version                 print the version and exit\n"
-          "  -h, --help                print this help\n",
-          f);
+    fputs(
+        "Usage: xlmigd [options]\n"
+        "\n"
+        "The libxlmig agent: serves the xlmig command on a unix socket and\n"
+        "migrations from and to other hosts' agents over TCP.\n"
+        "\n"
+        "Options:\n"
+        "  --backend auto|libxl|sim  hypervisor backend (default auto)\n"
+        "  --state-dir DIR           state (sim domains, pid, log; default\n"
+        "                            " DEFAULT_STATE_DIR ")\n"
+        "  --listen HOST:PORT        TCP address for peers (default\n"
+        "                            " DEFAULT_LISTEN "; port 0: any)\n"
+        "  --control PATH            control socket (default\n"
+        "                            " LXM__DEFAULT_CONTROL ")\n"
+        "  -f, --foreground          do not daemonize; log to stderr\n"
+        "  --sim-memory SIZE         sim: host memory for domains (K/M/G;\n"
+        "                            default 16G)\n"
+        "  --hostname NAME           sim: this host's name\n"
+        "  --stop-copy-slots N       outgoing migrations paused at once\n"
+        "                            (default 1; 0: no limit)\n"
+        "  --xl-path PATH            the xl that xl-receive runs (default\n"
+        "                            xl on PATH)\n"
+        "  --config FILE             configuration (default\n"
+        "                            " DEFAULT_CONFIG "; missing: defaults)\n"
+        "  --codecs LIST             stream codecs accepted from peers: all\n"
+        "                            (default), none, or zlib,zstd,lz4,pages\n"
+        "  --ready-file FILE         write control=PATH and listen=ADDR\n"
+        "                            there once listening\n"
+        "  -v, --verbose             debug logging\n"
+        "  --version                 print the version and exit\n"
+        "  -h, --help                print this help\n",
+        f);
 }
 
 static int usage_error(const char *fmt, ...) LXM_PRINTF(1, 2);
@@ -168,6 +176,8 @@ static int parse_options(int argc, char **argv, options *o)
         OPT_VERSION,
         OPT_STOP_COPY_SLOTS,
         OPT_XL_PATH,
+        OPT_CONFIG,
+        OPT_CODECS,
     };
     static const struct option longopts[] = {
         { "backend", required_argument, NULL, OPT_BACKEND },
@@ -180,6 +190,8 @@ static int parse_options(int argc, char **argv, options *o)
         { "ready-file", required_argument, NULL, OPT_READY_FILE },
         { "stop-copy-slots", required_argument, NULL, OPT_STOP_COPY_SLOTS },
         { "xl-path", required_argument, NULL, OPT_XL_PATH },
+        { "config", required_argument, NULL, OPT_CONFIG },
+        { "codecs", required_argument, NULL, OPT_CODECS },
         { "verbose", no_argument, NULL, 'v' },
         { "version", no_argument, NULL, OPT_VERSION },
         { "help", no_argument, NULL, 'h' },
@@ -195,6 +207,7 @@ static int parse_options(int argc, char **argv, options *o)
     o->listen = DEFAULT_LISTEN;
     o->stop_copy_slots = 1;
     o->xl_path = "xl";
+    o->config = DEFAULT_CONFIG;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":fvh", longopts, NULL)) != -1) {
         switch (opt) {
@@ -224,6 +237,14 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case OPT_READY_FILE:
             ready = optarg;
+            break;
+        case OPT_CONFIG:
+            if (!*optarg)
+                return usage_error("bad --config ''");
+            o->config = optarg;
+            break;
+        case OPT_CODECS:
+            o->codecs = optarg;
             break;
         case OPT_XL_PATH:
             if (!*optarg || strlen(optarg) >= PATH_MAX)
@@ -446,7 +467,8 @@ static void *conn_main(void *arg)
     int rc;
 
     lxm__conn_set_timeout(xc->c, XLMIGD_CONN_TIMEOUT_MS);
-    rc = lxm__proto_hello(xc->c, "agent", d->hostname, &hello);
+    rc =
+        lxm__proto_hello_caps(xc->c, "agent", d->hostname, d->cfg.caps, &hello);
     if (rc) {
         LXM_LOG_DEBUG(d->lg, "connection from %s: no hello: %s", xc->peer,
                       lxm_strerror(rc));
@@ -695,6 +717,12 @@ int main(int argc, char **argv)
 
     if (xlmigd_fault_parse(getenv("LXM_FAULT"), &d->fault))
         return 2;
+    /* /etc/xlmig.conf, then --codecs (issue 5). */
+    if (xlmigd_config_load(o.config, &d->cfg, text, sizeof(text)) ||
+        xlmigd_codecs_parse(o.codecs, &d->cfg, text, sizeof(text))) {
+        fprintf(stderr, "xlmigd: %s\n", text);
+        return 2;
+    }
     d->ops = lxm__backend_choose(o.backend);
     if (!d->ops) {
         fprintf(stderr, "xlmigd: backend '%s' is unknown or not built in\n",

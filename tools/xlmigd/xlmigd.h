@@ -43,15 +43,35 @@
 /*
  * Test-only fault injection, from the environment variable LXM_FAULT:
  * comma-separated "recv-crash-after=BYTES", "send-crash-after=BYTES",
- * "send-drop-after=BYTES".  0 = off.  Immutable after startup.
+ * "send-drop-after=BYTES", "send-corrupt-after=BYTES".  0 = off.
+ * Immutable after startup.
  */
 typedef struct xlmigd_fault {
-    uint64_t recv_crash_after; /* _exit(137) once a migration into this
+    uint64_t recv_crash_after;   /* _exit(137) once a migration into this
                                 * host received that many stream bytes */
-    uint64_t send_crash_after; /* _exit(137) once a migration from this
+    uint64_t send_crash_after;   /* _exit(137) once a migration from this
                                 * host sent that many */
-    uint64_t send_drop_after;  /* shut the peer connection down then */
+    uint64_t send_drop_after;    /* shut the peer connection down then */
+    uint64_t send_corrupt_after; /* flip one payload byte of the first
+                                  * compressed STREAM frame sent after
+                                  * that many stream bytes */
 } xlmigd_fault;
+
+/* /etc/xlmig.conf (--config) and --codecs (xlmigd_config.c).
+ * Immutable after startup. */
+typedef struct xlmigd_config {
+    bool loaded;         /* the file existed */
+    char compress[32];   /* default of migrate's "compress": "auto" */
+    const char *caps[8]; /* HELLO capabilities, NULL-terminated */
+} xlmigd_config;
+
+/* Read path (a missing file leaves the defaults).  Errors name
+ * FILE:LINE in err. */
+int xlmigd_config_load(const char *path, xlmigd_config *cfg, char *err,
+                       size_t errlen);
+/* --codecs "all" (NULL), "none", or "zlib,zstd,lz4,pages" -> cfg->caps. */
+int xlmigd_codecs_parse(const char *list, xlmigd_config *cfg, char *err,
+                        size_t errlen);
 
 typedef struct xlmigd xlmigd;
 typedef struct xlmigd_conn xlmigd_conn;
@@ -94,6 +114,7 @@ struct xlmigd {
      * NULL: none.  Thread-safe itself. */
     lxm__stopcopy_gate *gate;
     const char *xl_path; /* --xl-path: what xl-receive runs */
+    xlmigd_config cfg;   /* --config, --codecs (issue 5) */
 
     /* Protected by lock. */
     pthread_mutex_t lock;
@@ -132,8 +153,12 @@ typedef struct xlmigd_hook {
     xlmigd *d;
     char dest[128]; /* send: the destination address */
     bool dropped;
+    bool corrupted;
 } xlmigd_hook;
 void xlmigd_fault_hook(void *opaque, const char *side, uint64_t bytes);
+/* The lxm__migrate_opts.on_stream_frame hook (send-corrupt-after). */
+void xlmigd_fault_frame_hook(void *opaque, uint8_t *frame, size_t len,
+                             uint64_t raw);
 
 #endif /* XLMIGD_H */
 

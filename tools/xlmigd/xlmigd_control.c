@@ -331,7 +331,8 @@ static int req_migrate(xlmigd_conn *xc, yajl_val req)
     lxm__migrate_report rep;
     progress_ctx ctx;
     xlmigd_hook hook;
-    const char *dom, *dest, *policy;
+    const char *dom, *dest, *policy, *compress;
+    char why[160];
     int64_t v;
     yajl_gen g;
     bool stopping;
@@ -376,14 +377,26 @@ static int req_migrate(xlmigd_conn *xc, yajl_val req)
                         "migrate: bandwidth %" PRId64 " out of range", v);
     opts.bandwidth = (uint64_t)v;
     opts.verify = lxm__jbool(req, "verify", true);
+    /* The codec: the request's, else /etc/xlmig.conf's (issue 5). */
+    compress = lxm__jstr(req, "compress");
+    if (!compress || !*compress)
+        compress = d->cfg.compress;
+    if (lxm__migrate_compress_check(compress, why, sizeof(why)))
+        return send_err(xc, LXM_ERROR_INVAL, "migrate: bad compress '%s': %s",
+                        compress, why);
+    opts.compress = compress;
     opts.cancel = &xc->cancel;
     opts.host_name = d->hostname;
-    if (d->fault.send_crash_after || d->fault.send_drop_after) {
+    opts.logger = d->lg; /* e.g. the codec fallback warning */
+    if (d->fault.send_crash_after || d->fault.send_drop_after ||
+        d->fault.send_corrupt_after) {
         memset(&hook, 0, sizeof(hook));
         hook.d = d;
         snprintf(hook.dest, sizeof(hook.dest), "%s", dest);
         opts.on_stream_bytes = xlmigd_fault_hook;
         opts.hook_opaque = &hook;
+        if (d->fault.send_corrupt_after)
+            opts.on_stream_frame = xlmigd_fault_frame_hook;
     }
 
     memset(&ctx, 0, sizeof(ctx));

@@ -8,11 +8,14 @@
  *                          commit sequence (migrate/migrate.h)
  *   xlmigd_fault_parse()   LXM_FAULT from the environment
  *   xlmigd_fault_hook()    the engine's on_stream_bytes hook
+ *   xlmigd_fault_frame_hook()  its on_stream_frame hook
  *
  * LXM_FAULT is for the end-to-end tests only (tests/test_e2e.c); it is
  * documented as such in xlmigd(8).  It makes this agent die (as if
  * killed: _exit(137), nothing cleaned up) or drop its peer connection
- * once a migration has moved a given number of stream bytes.
+ * once a migration has moved a given number of stream bytes, or
+ * corrupt one compressed STREAM frame it sends (send-corrupt-after:
+ * the receiver must catch it by the frame's checksum and abort).
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -146,6 +149,8 @@ void xlmigd_peer_migrate(xlmigd_conn *xc, const lxm__frame *f)
 
     lxm__migrate_opts_init(&opts);
     opts.host_name = d->hostname;
+    opts.codec_caps = d->cfg.caps; /* as our HELLO said */
+    opts.logger = d->lg;           /* e.g. which frame was corrupt */
     if (d->fault.recv_crash_after) {
         memset(&hook, 0, sizeof(hook));
         hook.d = d;
@@ -183,6 +188,7 @@ int xlmigd_fault_parse(const char *spec, xlmigd_fault *f)
         { "recv-crash-after", offsetof(xlmigd_fault, recv_crash_after) },
         { "send-crash-after", offsetof(xlmigd_fault, send_crash_after) },
         { "send-drop-after", offsetof(xlmigd_fault, send_drop_after) },
+        { "send-corrupt-after", offsetof(xlmigd_fault, send_corrupt_after) },
     };
     char buf[256], *item, *save = NULL, *eq, *end;
     unsigned long long v;
@@ -217,7 +223,8 @@ int xlmigd_fault_parse(const char *spec, xlmigd_fault *f)
 bad:
     fprintf(stderr,
             "xlmigd: bad LXM_FAULT '%s' (test only: recv-crash-after=BYTES,"
-            " send-crash-after=BYTES, send-drop-after=BYTES)\n",
+            " send-crash-after=BYTES, send-drop-after=BYTES,"
+            " send-corrupt-after=BYTES)\n",
             spec);
     return LXM_ERROR_INVAL;
 }
@@ -289,6 +296,27 @@ void xlmigd_fault_hook(void *opaque, const char *side, uint64_t bytes)
     if (send && f->send_drop_after && bytes >= f->send_drop_after &&
         !__atomic_exchange_n(&h->dropped, true, __ATOMIC_SEQ_CST))
         drop_connection(h);
+}
+
+/* Flip one byte in the payload of the first data frame sent once raw
+ * stream bytes have gone by; the frame header (and so its length and
+ * sequence) stays intact, only the checksum can tell. */
+void xlmigd_fault_frame_hook(void *opaque, uint8_t *frame, size_t len,
+                             uint64_t raw)
+{
+    xlmigd_hook *h = opaque;
+    const xlmigd_fault *f = &h->d->fault;
+
+    if (!f->send_corrupt_after || raw < f->send_corrupt_after ||
+        len <= LXM__FRAME_HDR_LEN * 4 || frame[4] == LXM__CODEC_END ||
+        h->corrupted)
+        return;
+    h->corrupted = true;
+    frame[len / 2] ^= 0x20;
+    LXM_LOG_ERROR(h->d->lg,
+                  "LXM_FAULT: corrupted a STREAM frame after %" PRIu64
+                  " stream bytes",
+                  raw);
 }
 
 /*

@@ -11,7 +11,8 @@
  * feed it the stream (decoded) on its stdin and send its stdout back,
  * so that xl's own protocol (banner, ready, go, result) runs end to end.
  *
- *   client -> agent   STREAM (codec byte) ... STREAM_END
+ *   client -> agent   STREAM (codec byte: none, or frames of the codec
+ *                     layer, docs/compression.md) ... STREAM_END
  *   agent -> client   ACCEPT {} once xl runs; STREAM (codec none) with
  *                     xl's stdout; REPLY {"exit":N} when xl has exited
  *
@@ -34,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codec/codec.h"
 #include "xlmigd.h"
 
 #define XLRECV_MAX_ARGS 16
@@ -42,6 +44,7 @@
 
 typedef struct xlrecv {
     xlmigd_conn *xc;
+    int in_fd;  /* xl's stdin (write end); -1 once xl stopped reading */
     int out_fd; /* xl's stdout (read end) */
     /* written by the output thread, read after join */
     uint64_t bytes_back;
@@ -152,6 +155,22 @@ static void *output_thread(void *arg)
     return NULL;
 }
 
+static int write_all(int fd, const uint8_t *p, size_t n);
+
+/* Stream bytes for xl (raw, or out of the decoder). */
+static int to_xl(void *opaque, const void *buf, size_t len)
+{
+    xlrecv *x = opaque;
+
+    if (x->in_fd >= 0 && write_all(x->in_fd, buf, len) < 0) {
+        /* xl stopped reading (it failed): drop the rest quietly, its
+         * exit status tells the sender */
+        close(x->in_fd);
+        x->in_fd = -1;
+    }
+    return 0;
+}
+
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
     ssize_t w;
@@ -194,11 +213,13 @@ int xlmigd_xl_receive(xlmigd_conn *xc, yajl_val req)
     const char *argv[XLRECV_MAX_ARGS + 1];
     char err[192];
     int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 };
-    int in_fd = -1, status, rc, code;
+    int status, rc, code;
     pid_t pid = -1;
     pthread_t th;
     bool th_started = false, client_ok = true;
-    xlrecv x = { .xc = xc, .out_fd = -1 };
+    xlrecv x = { .xc = xc, .out_fd = -1, .in_fd = -1 };
+    lxm__decoder *dec = NULL;
+    lxm__decoder_opts dopts;
     lxm__frame f;
     uint64_t bytes_in = 0;
     yajl_gen g;
@@ -240,7 +261,7 @@ int xlmigd_xl_receive(xlmigd_conn *xc, yajl_val req)
     in_pipe[0] = -1;
     close(out_pipe[1]);
     out_pipe[1] = -1;
-    in_fd = in_pipe[1];
+    x.in_fd = in_pipe[1];
     in_pipe[1] = -1;
     x.out_fd = out_pipe[0];
     out_pipe[0] = -1;
@@ -274,28 +295,66 @@ int xlmigd_xl_receive(xlmigd_conn *xc, yajl_val req)
             client_ok = false;
             break;
         }
-        if (f.type == LXM__MSG_STREAM_END)
+        if (f.type == LXM__MSG_STREAM_END) {
+            rc = dec ? lxm__decoder_finish(dec) : 0;
+            if (rc) {
+                LXM_LOG_ERROR(d->lg, "xl-receive from %s: %s", xc->peer,
+                              lxm_strerror(rc));
+                client_ok = false;
+            }
             break;
-        if (f.type != LXM__MSG_STREAM || f.codec != LXM__CODEC_NONE) {
-            LXM_LOG_ERROR(d->lg,
-                          "xl-receive from %s: unexpected %s frame (codec %u)",
-                          xc->peer, lxm__msg_name(f.type), f.codec);
+        }
+        if (f.type != LXM__MSG_STREAM) {
+            LXM_LOG_ERROR(d->lg, "xl-receive from %s: unexpected %s frame",
+                          xc->peer, lxm__msg_name(f.type));
             client_ok = false;
             break;
         }
-        if (in_fd >= 0 && write_all(in_fd, f.payload, f.length) < 0) {
-            /* xl stopped reading (it failed): drop the rest quietly,
-             * its exit status tells the sender */
-            close(in_fd);
-            in_fd = -1;
-        }
         bytes_in += f.length;
+        if (f.codec == LXM__CODEC_NONE && !dec) {
+            to_xl(&x, f.payload, f.length);
+            continue;
+        }
+        if (!dec) {
+            memset(&dopts, 0, sizeof(dopts));
+            dopts.format = LXM_FORMAT_XL;
+            /* inline: each frame's bytes reach xl before the next
+             * frame is read, since xl may be waiting for them to
+             * answer (a pipelined decoder would hold the last ones) */
+            dopts.threads = 1;
+            dopts.logger = d->lg;
+            dopts.out = to_xl;
+            dopts.opaque = &x;
+            rc = lxm__decoder_new(&dopts, &dec);
+            if (rc) {
+                LXM_LOG_ERROR(d->lg, "xl-receive: no decoder: %s",
+                              lxm_strerror(rc));
+                client_ok = false;
+                break;
+            }
+        }
+        rc = lxm__decoder_feed_frame(dec, f.payload, f.length);
+        if (rc) {
+            /* corrupt: xl gets a truncated stream and cleans up */
+            LXM_LOG_ERROR(d->lg,
+                          "xl-receive from %s: stream frame after %" PRIu64
+                          " bytes: %s",
+                          xc->peer, bytes_in, lxm_strerror(rc));
+            pthread_mutex_lock(&xc->send_lock);
+            lxm__conn_send_error(xc->c, LXM__MSG_ERROR, rc,
+                                 "xl-receive on %s: stream frame after %" PRIu64
+                                 " bytes: %s; xl gets a truncated stream",
+                                 d->hostname, bytes_in, lxm_strerror(rc));
+            pthread_mutex_unlock(&xc->send_lock);
+            client_ok = false;
+            break;
+        }
     }
 
 wait:
-    if (in_fd >= 0) {
-        close(in_fd);
-        in_fd = -1;
+    if (x.in_fd >= 0) {
+        close(x.in_fd);
+        x.in_fd = -1;
     }
     status = wait_child(pid, client_ok ? 24 * 3600 : XLRECV_KILL_S);
     pid = -1;
@@ -321,8 +380,9 @@ wait:
 out:
     if (pid > 0)
         wait_child(pid, XLRECV_KILL_S);
-    if (in_fd >= 0)
-        close(in_fd);
+    if (x.in_fd >= 0)
+        close(x.in_fd);
+    lxm__decoder_free(dec);
     if (x.out_fd >= 0)
         close(x.out_fd);
     for (rc = 0; rc < 2; rc++) {
