@@ -102,14 +102,13 @@ le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "-" && a <= b) }'; }
 
 # ---- agents -----------------------------------------------------------
 
-declare -A ctl addr dir
+declare -A ctl addr
 # start_host NAME LISTEN [NETNS]
 start_host() {
     local h=$1 listen=$2 n=${3:-} d=$tmp/$1
     local -a pre=()
     mkdir -p "$d"
     rm -f "$d/ready"
-    dir[$h]=$d
     [ -n "$n" ] && pre=(ip netns exec "$n")
     # No /etc/xlmig.conf: every migration names its codec.
     "${pre[@]}" "$xlmigd" --backend sim --foreground --hostname "$h" \
@@ -129,8 +128,9 @@ start_host() {
 }
 
 make_link() {
-    command -v ip >/dev/null && command -v tc >/dev/null ||
+    if ! command -v ip >/dev/null || ! command -v tc >/dev/null; then
         die "ip and tc (iproute2) are needed: apt-get install iproute2"
+    fi
     [ "$(id -u)" = 0 ] || die "network namespaces need root"
     local a=${ns}a b=${ns}b
     ip netns add "$a" || die "cannot create network namespace $a"

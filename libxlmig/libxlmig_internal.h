@@ -395,6 +395,15 @@ _hidden int lxm__guest_emulator_records(lxm_stream_writer *w,
 _hidden int lxm__guest_stream_end(lxm_stream_writer *w,
                                   const lxm__guest_desc *g);
 
+/* ---- core/io.c: file-descriptor helpers (added for the dedupe) ---- */
+
+/*
+ * Write all len bytes of buf to fd (blocking), retrying EINTR and
+ * partial writes.  Returns 0, or -errno of the failed write() (errno is
+ * left set too).
+ */
+_hidden int lxm__write_all(int fd, const void *buf, size_t len);
+
 #endif /* LIBXLMIG_INTERNAL_H */
 
 /*

@@ -3,15 +3,17 @@
  *
  * One suite per module: each tests/test_<module>.c defines
  * lxm_test_<module>_suite() and runner.c adds it.  Helpers live in
- * testutil.c.
+ * testutil.c and agentutil.c (sim xlmigd agents).
  */
 #ifndef LXM_TEST_H
 #define LXM_TEST_H
 
 #include <check.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "libxlmig_internal.h"
 
@@ -105,5 +107,50 @@ const char *lxm_test_top(void);
 /* Run a shell command line; *out_r gets stdout (caller frees); returns
  * the exit status (or -1). */
 int lxm_test_run(const char *cmdline, char **out_r);
+
+/* ---- sim agents and temporary directories (agentutil.c) ---- */
+
+/* The xlmigd binary (env LXM_XLMIGD, else tools/xlmigd/xlmigd under the
+ * top); fails the test when neither is known. */
+const char *lxm_test_xlmigd_path(void);
+/* Remove dir and everything under it (NULL or "" ok; errors ignored). */
+void lxm_test_rm_rf(const char *dir);
+/* Wait up to seconds for pid: its wait status, -1 if still running, -2
+ * if waitpid failed. */
+int lxm_test_wait_pid(pid_t pid, int seconds);
+
+/*
+ * `xlmigd --backend sim --foreground --listen 127.0.0.1:0` with its own
+ * state dir, control socket, ready file and log under dir; it dies with
+ * the test process.  Init, then optionally fill config/extra (or put
+ * files in state), then start.
+ */
+typedef struct lxm_test_agent {
+    char name[32];          /* --hostname */
+    char dir[128];          /* BASE/NAME-XXXXXX, made by init */
+    char state[PATH_MAX];   /* dir/state */
+    char control[PATH_MAX]; /* dir/ctl.sock */
+    char ready[PATH_MAX];   /* dir/ready */
+    char log[PATH_MAX];     /* dir/agent.log: stdout and stderr */
+    char listen[256];       /* from the ready file, after start */
+    char config[PATH_MAX];  /* --config when not "" */
+    const char *extra[4];   /* more options for the next start; NULL */
+    pid_t pid;              /* 0: not running */
+} lxm_test_agent;
+
+/* Set the paths and make dir (a temporary under base). */
+void lxm_test_agent_init(lxm_test_agent *a, const char *base, const char *name);
+/* Start it (fault: LXM_FAULT, sim_memory: --sim-memory; NULL: none) and
+ * wait (20 s at most) for its ready file; fills listen.  Fails the test
+ * if it exits or is not ready in time. */
+void lxm_test_agent_start(lxm_test_agent *a, const char *fault,
+                          const char *sim_memory);
+/* SIGTERM and wait up to seconds: the wait status.  Fails the test
+ * (after SIGKILL) if it does not stop in time.  Must be running. */
+int lxm_test_agent_stop(lxm_test_agent *a, int seconds);
+/* SIGKILL and reap, if running. */
+void lxm_test_agent_kill(lxm_test_agent *a);
+/* The last 2 KiB of its log, for failure messages (static storage). */
+const char *lxm_test_agent_log_tail(const lxm_test_agent *a);
 
 #endif /* LXM_TEST_H */

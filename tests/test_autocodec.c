@@ -7,7 +7,7 @@
  *               raw or codec path out (unknown rates keep the codec
  *               path; the margin's edge on both sides)
  *   codec_rate  the self-measurement gives a plausible non-zero rate,
- *               is cached (the second call is instant and equal), and
+ *               is  cached (the second call is instant and equal), and
  *               worker counts are clamped
  * The end-to-end cases (the probe on the wire, a peer without the
  * "probe" capability) are in test_e2e.c, tcase "compress".

@@ -24,13 +24,12 @@
  * host, nothing left on the destination (also after restarting it on
  * the same state dir), and one clear line on stderr.
  *
- * Every wait is bounded: agents must be ready in AGENT_READY_S, stop in
- * AGENT_STOP_S, commands finish in CLI_TIMEOUT_S (coreutils timeout).
+ * Every wait is bounded: agents must be ready in 20 s (agentutil.c), stop
+ * in AGENT_STOP_S, commands finish in CLI_TIMEOUT_S (coreutils timeout).
  */
-#define _GNU_SOURCE /* nftw */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -38,7 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -49,29 +47,14 @@
 #include "test.h"
 #include "transport/proto.h"
 
-#define AGENT_READY_S 20
 #define AGENT_STOP_S 30
 #define CLI_TIMEOUT_S 90
 #define CASE_TIMEOUT_S 240
 #define MAX_AGENTS 8
 
-/* Test-only, testutil.c. */
-const char *lxm_test_top(void);
+/* ---- agents (tests/agentutil.c) ------------------------------------- */
 
-/* ---- agents ---------------------------------------------------------- */
-
-typedef struct agent {
-    char name[32]; /* --hostname */
-    char dir[128]; /* temporary; removed at the end */
-    char state[PATH_MAX];
-    char control[PATH_MAX];
-    char ready[PATH_MAX];
-    char log[PATH_MAX];
-    char listen[256];      /* from the ready file */
-    char config[PATH_MAX]; /* --config: absent unless a test writes it */
-    const char *extra[4];  /* more options for the next start; NULL */
-    pid_t pid;             /* 0: not running */
-} agent;
+typedef lxm_test_agent agent;
 
 /* Set up by the unchecked fixture, in the runner: every agent's
  * directory is made under it, and it is removed after the test case
@@ -83,62 +66,6 @@ static char e2e_base[64];
 static agent *agents[MAX_AGENTS];
 static bool atexit_done;
 
-static const char *xlmigd_path(void)
-{
-    static char path[PATH_MAX];
-    const char *env = getenv("LXM_XLMIGD"), *top;
-
-    if (env && *env)
-        return env;
-    top = lxm_test_top();
-    ck_assert_msg(top != NULL, "LXM_XLMIGD unset and no repository top");
-    snprintf(path, sizeof(path), "%s/tools/xlmigd/xlmigd", top);
-    return path;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void rm_rf(const char *dir)
-{
-    if (dir[0])
-        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Wait up to seconds for pid; its wait status, or -1 if still running. */
-static int wait_pid(pid_t pid, int seconds)
-{
-    struct timespec ts = { 0, 20 * 1000 * 1000 };
-    int status, i;
-
-    for (i = 0; i < seconds * 50; i++) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-
-        if (r == pid)
-            return status;
-        if (r < 0)
-            return -2;
-        nanosleep(&ts, NULL);
-    }
-    return -1;
-}
-
-static void agent_kill(agent *a)
-{
-    if (a->pid > 0) {
-        kill(a->pid, SIGKILL);
-        waitpid(a->pid, NULL, 0);
-        a->pid = 0;
-    }
-}
-
 static void cleanup_all(void)
 {
     int i;
@@ -146,34 +73,15 @@ static void cleanup_all(void)
     for (i = 0; i < MAX_AGENTS; i++) {
         if (!agents[i])
             continue;
-        agent_kill(agents[i]);
-        rm_rf(agents[i]->dir);
+        lxm_test_agent_kill(agents[i]);
+        lxm_test_rm_rf(agents[i]->dir);
         free(agents[i]);
         agents[i] = NULL;
     }
 }
 
-/* The last lines of an agent's log, for failure messages (static). */
-static const char *agent_log_tail(const agent *a)
-{
-    static char buf[2048];
-    FILE *f = fopen(a->log, "r");
-    long size;
-    size_t n;
-
-    buf[0] = '\0';
-    if (!f)
-        return buf;
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0,
-          SEEK_SET);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
+/* A new agent (its --config: dir/xlmig.conf, absent unless a test
+ * writes it: never the host's /etc/xlmig.conf). */
 static agent *agent_new(const char *name)
 {
     agent *a = calloc(1, sizeof(*a));
@@ -188,135 +96,25 @@ static agent *agent_new(const char *name)
         ;
     ck_assert_int_lt(i, MAX_AGENTS);
     agents[i] = a;
-    snprintf(a->name, sizeof(a->name), "%s", name);
-    ck_assert_msg(e2e_base[0], "no base directory");
-    snprintf(a->dir, sizeof(a->dir), "%s/%s-XXXXXX", e2e_base, name);
-    ck_assert_ptr_nonnull(mkdtemp(a->dir));
-    snprintf(a->state, sizeof(a->state), "%s/state", a->dir);
-    snprintf(a->control, sizeof(a->control), "%s/ctl.sock", a->dir);
-    snprintf(a->ready, sizeof(a->ready), "%s/ready", a->dir);
-    snprintf(a->log, sizeof(a->log), "%s/agent.log", a->dir);
+    lxm_test_agent_init(a, e2e_base, name);
     snprintf(a->config, sizeof(a->config), "%s/xlmig.conf", a->dir);
     return a;
-}
-
-/*
- * Start the agent on its state dir; fault: LXM_FAULT or NULL;
- * sim_memory: --sim-memory or NULL.  Waits for the ready file.
- */
-static void agent_start(agent *a, const char *fault, const char *sim_memory)
-{
-    const char *bin = xlmigd_path();
-    struct timespec ts = { 0, 20 * 1000 * 1000 };
-    char line[256];
-    FILE *f;
-    pid_t pid;
-    int i, status, fd;
-
-    ck_assert_msg(access(bin, X_OK) == 0, "xlmigd not found at %s", bin);
-    ck_assert_int_eq(a->pid, 0);
-    unlink(a->ready);
-    fflush(NULL);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        const char *argv[24];
-        int n = 0;
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-            close(fd);
-        }
-        if (fault)
-            setenv("LXM_FAULT", fault, 1);
-        else
-            unsetenv("LXM_FAULT");
-        argv[n++] = bin;
-        argv[n++] = "--backend";
-        argv[n++] = "sim";
-        argv[n++] = "--foreground";
-        argv[n++] = "--state-dir";
-        argv[n++] = a->state;
-        argv[n++] = "--listen";
-        argv[n++] = "127.0.0.1:0";
-        argv[n++] = "--control";
-        argv[n++] = a->control;
-        argv[n++] = "--ready-file";
-        argv[n++] = a->ready;
-        argv[n++] = "--hostname";
-        argv[n++] = a->name;
-        /* Never the host's /etc/xlmig.conf. */
-        argv[n++] = "--config";
-        argv[n++] = a->config;
-        for (i = 0; i < 4 && a->extra[i]; i++)
-            argv[n++] = a->extra[i];
-        if (sim_memory) {
-            argv[n++] = "--sim-memory";
-            argv[n++] = sim_memory;
-        }
-        argv[n] = NULL;
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    a->pid = pid;
-
-    for (i = 0; i < AGENT_READY_S * 50; i++) {
-        if (access(a->ready, R_OK) == 0)
-            break;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            a->pid = 0;
-            ck_abort_msg("xlmigd %s exited (status 0x%x) before it was"
-                         " ready; log:\n%s",
-                         a->name, status, agent_log_tail(a));
-        }
-        nanosleep(&ts, NULL);
-    }
-    ck_assert_msg(i < AGENT_READY_S * 50, "xlmigd %s not ready in %d s:\n%s",
-                  a->name, AGENT_READY_S, agent_log_tail(a));
-
-    f = fopen(a->ready, "r");
-    ck_assert_ptr_nonnull(f);
-    a->listen[0] = '\0';
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (!strncmp(line, "listen=", 7))
-            snprintf(a->listen, sizeof(a->listen), "%s", line + 7);
-        else if (!strncmp(line, "control=", 8))
-            ck_assert_str_eq(line + 8, a->control);
-    }
-    fclose(f);
-    ck_assert_msg(a->listen[0] && strncmp(a->listen, "127.0.0.1:", 10) == 0 &&
-                      strcmp(a->listen, "127.0.0.1:0") != 0,
-                  "ready file of %s: listen '%s'", a->name, a->listen);
 }
 
 /* SIGTERM, wait (bounded); returns the wait status.  SIGKILL (and a
  * failed test) if it does not stop in time. */
 static int agent_stop(agent *a)
 {
-    int status;
-
-    ck_assert_int_gt(a->pid, 0);
-    kill(a->pid, SIGTERM);
-    status = wait_pid(a->pid, AGENT_STOP_S);
-    if (status == -1) {
-        agent_kill(a);
-        ck_abort_msg("xlmigd %s did not stop in %d s", a->name, AGENT_STOP_S);
-    }
-    a->pid = 0;
-    return status;
+    return lxm_test_agent_stop(a, AGENT_STOP_S);
 }
 
 /* The agent should die by itself (LXM_FAULT): its wait status. */
 static int agent_wait_death(agent *a, int seconds)
 {
-    int status = wait_pid(a->pid, seconds);
+    int status = lxm_test_wait_pid(a->pid, seconds);
 
     if (status == -1) {
-        agent_kill(a);
+        lxm_test_agent_kill(a);
         ck_abort_msg("xlmigd %s still running after %d s", a->name, seconds);
     }
     a->pid = 0;
@@ -332,9 +130,9 @@ static void agent_done(agent *a)
         status = agent_stop(a);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                       "xlmigd %s stopped with status 0x%x; log:\n%s", a->name,
-                      status, agent_log_tail(a));
+                      status, lxm_test_agent_log_tail(a));
     }
-    rm_rf(a->dir);
+    lxm_test_rm_rf(a->dir);
     for (i = 0; i < MAX_AGENTS; i++) {
         if (agents[i] == a)
             agents[i] = NULL;
@@ -529,8 +327,8 @@ START_TEST(test_live_migration)
     yajl_val v;
     int n;
 
-    agent_start(a, NULL, NULL);
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     sim_create(a, "vm1", "--memory 64M --dirty-rate 2000 --working-set 8M");
 
     /* The uncompressed path (the agents' default is auto). */
@@ -581,7 +379,7 @@ START_TEST(test_restart_keeps_domains)
     cli_result r;
     int status, n;
 
-    agent_start(a, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
     sim_create(a, "vm-a", "--memory 16M --dirty-rate 500");
     sim_create(a, "vm-b", "--memory 8M --type pv");
     r = xlmig(a, "sim-create --memory 8M vm-a");
@@ -595,7 +393,7 @@ START_TEST(test_restart_keeps_domains)
     assert_one_line_error(&r, "list while stopped");
     cli_dispose(&r);
 
-    agent_start(a, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
     ck_assert_str_eq(domain_state(a, "vm-a", &n), "running");
     ck_assert_str_eq(domain_state(a, "vm-b", NULL), "running");
     ck_assert_int_eq(n, 2);
@@ -623,7 +421,7 @@ START_TEST(test_restart_destroys_half_received)
     FILE *fp;
     int n, status;
 
-    agent_start(a, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
     sim_create(a, "vm--incoming", "--memory 8M");
     sim_create(a, "other--incoming", "--memory 8M");
     status = agent_stop(a);
@@ -637,7 +435,7 @@ START_TEST(test_restart_destroys_half_received)
     ck_assert_ptr_nonnull(fp);
     fclose(fp);
 
-    agent_start(a, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
     ck_assert_str_eq(domain_state(a, "vm--incoming", &n), "");
     ck_assert_str_eq(domain_state(a, "other--incoming", NULL), "running");
     ck_assert_int_eq(n, 1);
@@ -658,7 +456,7 @@ START_TEST(test_unreachable)
                             " file (is xlmigd running?)\n");
     cli_dispose(&r);
 
-    agent_start(a, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
     sim_create(a, "vm1", "--memory 8M");
     /* Port 1 on loopback: nobody listens there. */
     r = xlmig(a, "migrate vm1 127.0.0.1:1");
@@ -681,11 +479,11 @@ static void fault_epilogue(agent *a, agent *b, const cli_result *r,
 {
     assert_one_line_error(r, what);
     if (b->pid == 0) /* killed: it comes back on its state dir */
-        agent_start(b, NULL, NULL);
+        lxm_test_agent_start(b, NULL, NULL);
     assert_runs_only_on(a, b, "vm1");
     assert_empty(b, 10);
     agent_stop(b);
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     assert_empty(b, 1);
     assert_runs_only_on(a, b, "vm1");
 }
@@ -696,8 +494,8 @@ START_TEST(test_fault_receiver_killed)
     cli_result r;
     int status;
 
-    agent_start(a, NULL, NULL);
-    agent_start(b, "recv-crash-after=4194304", NULL);
+    lxm_test_agent_start(a, NULL, NULL);
+    lxm_test_agent_start(b, "recv-crash-after=4194304", NULL);
     sim_create(a, "vm1", "--memory 32M --dirty-rate 1000");
 
     r = xlmig(a, "migrate vm1 %s", b->listen);
@@ -717,8 +515,8 @@ START_TEST(test_fault_sender_killed)
     cli_result r;
     int status;
 
-    agent_start(a, "send-crash-after=4194304", NULL);
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(a, "send-crash-after=4194304", NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     sim_create(a, "vm1", "--memory 32M --dirty-rate 1000");
 
     r = xlmig(a, "migrate vm1 %s", b->listen);
@@ -731,7 +529,7 @@ START_TEST(test_fault_sender_killed)
     /* The destination noticed and kept nothing. */
     assert_empty(b, 15);
     /* The source comes back with its VM running. */
-    agent_start(a, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
     fault_epilogue(a, b, &r, "migrate, sender killed");
     cli_dispose(&r);
     agent_done(a);
@@ -744,8 +542,8 @@ START_TEST(test_fault_connection_dropped)
     agent *a = agent_new("h1"), *b = agent_new("h2");
     cli_result r;
 
-    agent_start(a, "send-drop-after=4194304", NULL);
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(a, "send-drop-after=4194304", NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     sim_create(a, "vm1", "--memory 32M --dirty-rate 1000");
 
     r = xlmig(a, "migrate vm1 %s", b->listen);
@@ -756,7 +554,7 @@ START_TEST(test_fault_connection_dropped)
     /* The source agent is fine: the VM can go now (the fault fires only
      * once per migration, so restart the source without it). */
     agent_stop(a);
-    agent_start(a, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
     r = xlmig(a, "migrate vm1 %s", b->listen);
     assert_ok(&r, "migrate after the drop");
     cli_dispose(&r);
@@ -771,8 +569,8 @@ START_TEST(test_fault_destination_memory)
     agent *a = agent_new("h1"), *b = agent_new("h2");
     cli_result r;
 
-    agent_start(a, NULL, NULL);
-    agent_start(b, NULL, "32M");
+    lxm_test_agent_start(a, NULL, NULL);
+    lxm_test_agent_start(b, NULL, "32M");
     sim_create(a, "vm1", "--memory 64M --dirty-rate 1000");
 
     r = xlmig(a, "migrate --json vm1 %s", b->listen);
@@ -831,7 +629,7 @@ START_TEST(test_fault_malformed_stream)
     /* PAGE_DATA body: count (u32), reserved (u32): count 2000 > 1024. */
     lxm__put_le32(buf.data + fp.offset + 8, 2000);
 
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     rc = lxm__conn_connect(b->listen, 5000, NULL, &c);
     ck_assert_int_eq(rc, 0);
     lxm__conn_set_timeout(c, 20000);
@@ -872,7 +670,7 @@ START_TEST(test_fault_malformed_stream)
 
     assert_empty(b, 10);
     agent_stop(b);
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     assert_empty(b, 1);
     agent_done(b);
 }
@@ -915,7 +713,7 @@ static yajl_val migrate_codec(agent *from, agent *to, const char *alg,
         snprintf(opt, sizeof(opt), "--compress=%s", alg);
     r = xlmig(from, "migrate --json %s vm1 %s", opt, to->listen);
     ck_assert_msg(r.status == 0, "migrate %s: exit %d, stderr: %s\nlog:\n%s",
-                  opt, r.status, r.err, agent_log_tail(to));
+                  opt, r.status, r.err, lxm_test_agent_log_tail(to));
     v = parse_json(r.out);
     ck_assert_str_eq(lxm__jstr(v, "status"), "migrated");
     ck_assert_msg(lxm__jbool(v, "digest_checked", false),
@@ -947,8 +745,8 @@ START_TEST(test_compress_every_codec)
     yajl_val v;
     size_t i;
 
-    agent_start(a, NULL, NULL);
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     sim_create(a, "vm1",
                "--memory 16M --dirty-rate 2000 --working-set 4M"
                " --mix zero=40,code=20,text=20");
@@ -999,8 +797,8 @@ START_TEST(test_compress_auto_and_config)
     agent *a = agent_new("h1"), *b = agent_new("h2");
     yajl_val v;
 
-    agent_start(a, NULL, NULL);
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     sim_create(a, "vm1", "--memory 24M --dirty-rate 1000 --working-set 4M");
     v = migrate_codec(a, b, NULL, "none (auto: link *");
     assert_auto_raw(v);
@@ -1009,7 +807,7 @@ START_TEST(test_compress_auto_and_config)
     /* b's default from its config file (comments, quotes). */
     agent_stop(b);
     write_text(b->config, "# test\n\ncompress = \"zstd:-1\"   # fast\n");
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     v = migrate_codec(b, a, NULL, "zstd:-1");
     yajl_tree_free(v);
     v = migrate_codec(a, b, "auto", "none (auto: *");
@@ -1034,8 +832,8 @@ START_TEST(test_compress_auto_peer_without_probe)
 
     b->extra[0] = "--codecs";
     b->extra[1] = "zlib,zstd,lz4,pages";
-    agent_start(a, NULL, NULL);
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     sim_create(a, "vm1", "--memory 24M --dirty-rate 1000 --working-set 4M");
     v = migrate_codec(a, b, "auto", "auto(lz4)");
     ck_assert_str_eq(lxm__jstr(v, "auto_choice"), "codec (no probe)");
@@ -1065,8 +863,8 @@ START_TEST(test_compress_peer_without_codecs)
 
     b->extra[0] = "--codecs";
     b->extra[1] = "none";
-    agent_start(a, NULL, NULL);
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     sim_create(a, "vm1", "--memory 16M --dirty-rate 1000");
     v = migrate_codec(a, b, "zstd", "none");
     ck_assert_msg(lxm__jstr(v, "warning") &&
@@ -1077,7 +875,7 @@ START_TEST(test_compress_peer_without_codecs)
                      lxm__jint(v, "bytes_stream", -1));
     yajl_tree_free(v);
     ck_assert_msg(file_has(a->log, "cannot decode zstd"), "log of h1:\n%s",
-                  agent_log_tail(a));
+                  lxm_test_agent_log_tail(a));
     /* auto needs the pre-pass: none too. */
     v = migrate_codec(b, a, "lz4", "lz4:1");
     yajl_tree_free(v);
@@ -1097,8 +895,8 @@ START_TEST(test_compress_corrupt_frame)
     agent *a = agent_new("h1"), *b = agent_new("h2");
     cli_result r;
 
-    agent_start(a, "send-corrupt-after=4194304", NULL);
-    agent_start(b, NULL, NULL);
+    lxm_test_agent_start(a, "send-corrupt-after=4194304", NULL);
+    lxm_test_agent_start(b, NULL, NULL);
     sim_create(a, "vm1", "--memory 32M --dirty-rate 1000");
 
     r = xlmig(a, "migrate --compress=lz4 vm1 %s", b->listen);
@@ -1106,9 +904,9 @@ START_TEST(test_compress_corrupt_frame)
     ck_assert_msg(strstr(r.err, "still runs on h1") != NULL, "stderr: %s",
                   r.err);
     ck_assert_msg(file_has(b->log, "compressed stream: frame"),
-                  "log of h2:\n%s", agent_log_tail(b));
+                  "log of h2:\n%s", lxm_test_agent_log_tail(b));
     ck_assert_msg(file_has(a->log, "LXM_FAULT: corrupted"), "log of h1:\n%s",
-                  agent_log_tail(a));
+                  lxm_test_agent_log_tail(a));
     fault_epilogue(a, b, &r, "migrate, corrupt frame");
     cli_dispose(&r);
     agent_done(a);
@@ -1125,7 +923,7 @@ START_TEST(test_compress_bad_values)
     cli_result r;
     int status;
 
-    agent_start(a, NULL, NULL);
+    lxm_test_agent_start(a, NULL, NULL);
     sim_create(a, "vm1", "--memory 8M");
     r = xlmig(a, "migrate --compress=gzip vm1 %s", a->listen);
     ck_assert_msg(r.status == 2, "exit %d, stderr: %s", r.status, r.err);
@@ -1141,7 +939,7 @@ START_TEST(test_compress_bad_values)
     snprintf(cmd, sizeof(cmd),
              "timeout -k 5 20 '%s' --backend sim --foreground --state-dir"
              " '%s' --listen 127.0.0.1:0 --control '%s' --config '%s' 2>&1",
-             xlmigd_path(), a->state, a->control, a->config);
+             lxm_test_xlmigd_path(), a->state, a->control, a->config);
     status = lxm_test_run(cmd, &out);
     ck_assert_msg(status == 2, "xlmigd exit %d: %s", status, out);
     ck_assert_msg(out && strstr(out, "xlmig.conf:3:") && strstr(out, "lz5"),
@@ -1166,7 +964,7 @@ static void e2e_setup(void)
 
 static void e2e_teardown(void)
 {
-    rm_rf(e2e_base);
+    lxm_test_rm_rf(e2e_base);
     e2e_base[0] = '\0';
 }
 

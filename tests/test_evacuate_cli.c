@@ -14,72 +14,29 @@
  * socket, die with the test process (PR_SET_PDEATHSIG), and are stopped
  * at the end of the case; the fixture removes the directories.  Guests
  * are all-zero (sparse), so creating them costs nothing.  Every wait is
- * bounded.
+ * bounded (tests/agentutil.c).
  */
-#define _GNU_SOURCE /* nftw */
-#include <fcntl.h>
-#include <ftw.h>
+#define _GNU_SOURCE
 #include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <yajl/yajl_tree.h>
 
 #include "test.h"
 
-#define AGENT_READY_S 20
 #define AGENT_STOP_S 20
 #define CLI_TIMEOUT_S 60
 #define CASE_TIMEOUT_S 120
 #define NR_AGENTS 3
 
-/* Test-only, testutil.c. */
-const char *lxm_test_top(void);
-
-typedef struct agent {
-    char name[16];
-    char dir[128];
-    char state[PATH_MAX];
-    char control[PATH_MAX];
-    char ready[PATH_MAX];
-    char log[PATH_MAX];
-    pid_t pid;
-} agent;
-
 static char base[64];
-static agent agents[NR_AGENTS];
+static lxm_test_agent agents[NR_AGENTS];
 static char pool_path[PATH_MAX];
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static const char *xlmigd_path(void)
-{
-    static char path[PATH_MAX];
-    const char *env = getenv("LXM_XLMIGD"), *top;
-
-    if (env && *env)
-        return env;
-    top = lxm_test_top();
-    ck_assert_msg(top != NULL, "LXM_XLMIGD unset and no repository top");
-    snprintf(path, sizeof(path), "%s/tools/xlmigd/xlmigd", top);
-    return path;
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -90,100 +47,20 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-static void agent_start(agent *a, const char *name, const char *sim_memory,
-                        const char *host_json)
+/* Start agent name under base (sim_memory: --sim-memory or NULL;
+ * host_json: its state/host.json or NULL). */
+static void agent_start(lxm_test_agent *a, const char *name,
+                        const char *sim_memory, const char *host_json)
 {
-    const char *bin = xlmigd_path();
-    struct timespec ts = { 0, 20 * 1000 * 1000 };
     char path[PATH_MAX + 16];
-    pid_t pid;
-    int i, status, fd;
 
-    memset(a, 0, sizeof(*a));
-    snprintf(a->name, sizeof(a->name), "%s", name);
-    snprintf(a->dir, sizeof(a->dir), "%s/%s", base, name);
-    ck_assert_int_eq(mkdir(a->dir, 0700), 0);
-    snprintf(a->state, sizeof(a->state), "%s/state", a->dir);
-    snprintf(a->control, sizeof(a->control), "%s/ctl.sock", a->dir);
-    snprintf(a->ready, sizeof(a->ready), "%s/ready", a->dir);
-    snprintf(a->log, sizeof(a->log), "%s/agent.log", a->dir);
+    lxm_test_agent_init(a, base, name);
     if (host_json) {
         ck_assert_int_eq(mkdir(a->state, 0700), 0);
         snprintf(path, sizeof(path), "%s/host.json", a->state);
         write_file(path, host_json);
     }
-    ck_assert_msg(access(bin, X_OK) == 0, "xlmigd not found at %s", bin);
-    fflush(NULL);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        const char *argv[20];
-        int n = 0;
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-            close(fd);
-        }
-        unsetenv("LXM_FAULT");
-        argv[n++] = bin;
-        argv[n++] = "--backend";
-        argv[n++] = "sim";
-        argv[n++] = "--foreground";
-        argv[n++] = "--state-dir";
-        argv[n++] = a->state;
-        argv[n++] = "--listen";
-        argv[n++] = "127.0.0.1:0";
-        argv[n++] = "--control";
-        argv[n++] = a->control;
-        argv[n++] = "--ready-file";
-        argv[n++] = a->ready;
-        argv[n++] = "--hostname";
-        argv[n++] = a->name;
-        if (sim_memory) {
-            argv[n++] = "--sim-memory";
-            argv[n++] = sim_memory;
-        }
-        argv[n] = NULL;
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    a->pid = pid;
-    for (i = 0; i < AGENT_READY_S * 50; i++) {
-        if (access(a->ready, R_OK) == 0)
-            return;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            a->pid = 0;
-            ck_abort_msg("xlmigd %s exited (status 0x%x) before it was ready;"
-                         " see %s",
-                         a->name, status, a->log);
-        }
-        nanosleep(&ts, NULL);
-    }
-    ck_abort_msg("xlmigd %s not ready in %d s", a->name, AGENT_READY_S);
-}
-
-static void agent_stop(agent *a)
-{
-    struct timespec ts = { 0, 20 * 1000 * 1000 };
-    int i, status;
-
-    if (a->pid <= 0)
-        return;
-    kill(a->pid, SIGTERM);
-    for (i = 0; i < AGENT_STOP_S * 50; i++) {
-        if (waitpid(a->pid, &status, WNOHANG) == a->pid) {
-            a->pid = 0;
-            return;
-        }
-        nanosleep(&ts, NULL);
-    }
-    kill(a->pid, SIGKILL);
-    waitpid(a->pid, NULL, 0);
-    a->pid = 0;
-    ck_abort_msg("xlmigd %s did not stop in %d s", a->name, AGENT_STOP_S);
+    lxm_test_agent_start(a, NULL, sim_memory);
 }
 
 /* ---- the CLI ---- */
@@ -268,7 +145,7 @@ static char *line_of(const char *out, const char *word)
     return NULL;
 }
 
-static void sim_create(const agent *a, const char *args)
+static void sim_create(const lxm_test_agent *a, const char *args)
 {
     cli_result r =
         xlmig("-H '%s' sim-create --mix zero=100 %s", a->control, args);
@@ -307,8 +184,10 @@ static void pool_down(void)
 {
     int i;
 
-    for (i = 0; i < NR_AGENTS; i++)
-        agent_stop(&agents[i]);
+    for (i = 0; i < NR_AGENTS; i++) {
+        if (agents[i].pid > 0)
+            lxm_test_agent_stop(&agents[i], AGENT_STOP_S);
+    }
 }
 
 START_TEST(test_pool_list)
@@ -527,15 +406,9 @@ static void teardown(void)
 {
     int i;
 
-    for (i = 0; i < NR_AGENTS; i++) {
-        if (agents[i].pid > 0) {
-            kill(agents[i].pid, SIGKILL);
-            waitpid(agents[i].pid, NULL, 0);
-            agents[i].pid = 0;
-        }
-    }
-    if (base[0])
-        nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    for (i = 0; i < NR_AGENTS; i++)
+        lxm_test_agent_kill(&agents[i]);
+    lxm_test_rm_rf(base);
     base[0] = '\0';
 }
 

@@ -5,8 +5,7 @@
  *
  * Each case writes its files into a fresh temporary directory.
  */
-#define _GNU_SOURCE /* nftw */
-#include <ftw.h>
+#define _GNU_SOURCE /* mkdtemp */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,20 +27,9 @@ static void mk_tmpdir(void)
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void rm_tmpdir(void)
 {
-    if (tmpdir[0])
-        nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    lxm_test_rm_rf(tmpdir);
     tmpdir[0] = '\0';
 }
 

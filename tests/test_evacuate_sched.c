@@ -9,7 +9,6 @@
  * (VM, host).  Plans are written by hand so that the cases do not
  * depend on the planner; retries go through the real lxm__plan_pick().
  */
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -596,90 +594,19 @@ END_TEST
 /* ---- end to end: xlmig host-evacuate over three sim agents ---------- */
 
 #define E2E_AGENTS 3
-#define E2E_READY_MS 20000
 #define E2E_CLI_S 60
 
-/* Test-only, testutil.c. */
-const char *lxm_test_top(void);
-
-typedef struct e2e_agent {
-    char name[16];
-    char listen[256]; /* from the ready file */
-    pid_t pid;
-} e2e_agent;
-
 static char e2e_dir[64];
-static e2e_agent e2e[E2E_AGENTS];
+static lxm_test_agent e2e[E2E_AGENTS];
 
-static const char *xlmigd_bin(void)
-{
-    static char path[PATH_MAX];
-    const char *env = getenv("LXM_XLMIGD");
-
-    if (env && *env)
-        return env;
-    ck_assert_ptr_nonnull(lxm_test_top());
-    snprintf(path, sizeof(path), "%s/tools/xlmigd/xlmigd", lxm_test_top());
-    return path;
-}
-
-static void e2e_path(char *buf, size_t len, const char *host, const char *f)
-{
-    snprintf(buf, len, "%s/%s/%s", e2e_dir, host, f);
-}
-
-/* Start agent i (sim, 1 GiB, loopback port 0); fault: LXM_FAULT. */
+/* Start agent i, "hI" (sim, 1 GiB, loopback port 0); fault: LXM_FAULT. */
 static void e2e_start(int i, const char *fault)
 {
-    e2e_agent *a = &e2e[i];
-    char dir[PATH_MAX], state[PATH_MAX], ctl[PATH_MAX], ready[PATH_MAX],
-        log[PATH_MAX], line[256];
-    struct timespec ts = { 0, 10 * 1000 * 1000 };
-    FILE *f;
-    pid_t pid;
-    int n, fd;
+    char name[16];
 
-    snprintf(a->name, sizeof(a->name), "h%d", i);
-    e2e_path(dir, sizeof(dir), a->name, "");
-    mkdir(dir, 0700);
-    e2e_path(state, sizeof(state), a->name, "state");
-    e2e_path(ctl, sizeof(ctl), a->name, "ctl.sock");
-    e2e_path(ready, sizeof(ready), a->name, "ready");
-    e2e_path(log, sizeof(log), a->name, "log");
-    fflush(NULL);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-            close(fd);
-        }
-        if (fault)
-            setenv("LXM_FAULT", fault, 1);
-        else
-            unsetenv("LXM_FAULT");
-        execl(xlmigd_bin(), xlmigd_bin(), "--backend", "sim", "--foreground",
-              "--state-dir", state, "--listen", "127.0.0.1:0", "--control", ctl,
-              "--ready-file", ready, "--hostname", a->name, "--sim-memory",
-              "1G", (char *)NULL);
-        _exit(127);
-    }
-    a->pid = pid;
-    for (n = 0; n < E2E_READY_MS / 10 && access(ready, R_OK); n++)
-        nanosleep(&ts, NULL);
-    ck_assert_msg(n < E2E_READY_MS / 10, "agent %s not ready", a->name);
-    f = fopen(ready, "r");
-    ck_assert_ptr_nonnull(f);
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (!strncmp(line, "listen=", 7))
-            snprintf(a->listen, sizeof(a->listen), "%s", line + 7);
-    }
-    fclose(f);
-    ck_assert_msg(a->listen[0], "no listen= in %s", ready);
+    snprintf(name, sizeof(name), "h%d", i);
+    lxm_test_agent_init(&e2e[i], e2e_dir, name);
+    lxm_test_agent_start(&e2e[i], fault, "1G");
 }
 
 static void e2e_setup(void)
@@ -692,21 +619,11 @@ static void e2e_setup(void)
 
 static void e2e_teardown(void)
 {
-    char cmd[128];
     int i;
 
-    for (i = 0; i < E2E_AGENTS; i++) {
-        if (e2e[i].pid > 0) {
-            kill(e2e[i].pid, SIGKILL);
-            waitpid(e2e[i].pid, NULL, 0);
-            e2e[i].pid = 0;
-        }
-    }
-    if (e2e_dir[0]) {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e2e_dir);
-        if (system(cmd))
-            fprintf(stderr, "cannot remove %s\n", e2e_dir);
-    }
+    for (i = 0; i < E2E_AGENTS; i++)
+        lxm_test_agent_kill(&e2e[i]);
+    lxm_test_rm_rf(e2e_dir);
 }
 
 /* Run xlmig with args; its stdout in *out_r (caller frees). */
@@ -743,11 +660,10 @@ static void e2e_pool(char *pool, size_t len)
 /* The agent's domains as parsed JSON (caller frees). */
 static yajl_val e2e_list(int i)
 {
-    char ctl[PATH_MAX], *out = NULL;
+    char *out = NULL;
     yajl_val v;
 
-    e2e_path(ctl, sizeof(ctl), e2e[i].name, "ctl.sock");
-    ck_assert_int_eq(e2e_xlmig(&out, "-H '%s' list --json", ctl), 0);
+    ck_assert_int_eq(e2e_xlmig(&out, "-H '%s' list --json", e2e[i].control), 0);
     v = yajl_tree_parse(out, NULL, 0);
     ck_assert_msg(v != NULL, "list --json: %s", out);
     free(out);
@@ -766,12 +682,12 @@ static size_t e2e_count(yajl_val list)
  * parsed output and checks what must hold whatever happened. */
 static yajl_val e2e_evacuate(size_t nr, int *status_r)
 {
-    char ctl[PATH_MAX], pool[PATH_MAX], *out = NULL;
+    const char *ctl = e2e[0].control;
+    char pool[PATH_MAX], *out = NULL;
     yajl_val v, jvms, lists[E2E_AGENTS];
     size_t i, placed = 0;
     int j;
 
-    e2e_path(ctl, sizeof(ctl), "h0", "ctl.sock");
     for (i = 0; i < nr; i++) {
         ck_assert_int_eq(e2e_xlmig(NULL,
                                    "-H '%s' sim-create --memory 12M"
@@ -839,7 +755,10 @@ START_TEST(test_e2e_evacuate)
         ck_assert_str_eq(lxm__jstr(e, "status"), "migrated");
         ck_assert_msg(d && (!strcmp(d, "h1") || !strcmp(d, "h2")), "%s",
                       d ? d : "null");
-        ck_assert_int_gt(lxm__jint(e, "bytes_wire", 0), 12 << 20);
+        /* a real count: more than the frames' overhead, but not
+         * necessarily the 12 MiB of memory (the agents' default codec is
+         * auto, which compresses when it measures a slow link) */
+        ck_assert_int_gt(lxm__jint(e, "bytes_wire", 0), 1 << 20);
     }
     l = e2e_list(0);
     ck_assert_uint_eq(e2e_count(l), 0); /* the source is empty */

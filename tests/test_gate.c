@@ -72,17 +72,13 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[PATH_MAX + 16];
-
     lxm__backend_sim_ops.close(b1);
     lxm__backend_sim_ops.close(b2);
     b1 = b2 = NULL;
     if (lfd >= 0)
         close(lfd);
     lfd = -1;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-    if (system(cmd))
-        fprintf(stderr, "cannot remove %s\n", top);
+    lxm_test_rm_rf(top);
 }
 
 static uint32_t create_vm(const char *name, uint64_t memory,

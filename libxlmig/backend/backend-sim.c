@@ -322,9 +322,8 @@ static int write_json_file(lxm__backend *b, yajl_gen g, const char *path)
 {
     const unsigned char *buf;
     char tmp[PATH_MAX];
-    size_t len, off = 0;
-    int fd = -1, rc;
-    ssize_t r;
+    size_t len;
+    int fd = -1, rc, r;
 
     if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
         rc = LXM_ERROR_FAIL;
@@ -337,16 +336,12 @@ static int write_json_file(lxm__backend *b, yajl_gen g, const char *path)
         rc = LXM_ERROR_IO;
         goto out;
     }
-    while (off < len) {
-        r = write(fd, buf + off, len - off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            LXM_LOG_ERRNO(b->lg, "sim: cannot write %s", tmp);
-            rc = LXM_ERROR_IO;
-            goto out;
-        }
-        off += (size_t)r;
+    r = lxm__write_all(fd, buf, len);
+    if (r < 0) {
+        errno = -r;
+        LXM_LOG_ERRNO(b->lg, "sim: cannot write %s", tmp);
+        rc = LXM_ERROR_IO;
+        goto out;
     }
     if (close(fd)) {
         fd = -1;

@@ -132,23 +132,6 @@ const uint8_t *lxm__sim_extra_find(const lxm__sim_extra *x, uint64_t pfn)
 
 /* ---- the file ---------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    ssize_t r;
-
-    while (len) {
-        r = write(fd, p, len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        p += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
-
 /* 0, or -1 with errno (0 at a short file). */
 static int read_all(int fd, void *buf, size_t len)
 {
@@ -195,16 +178,16 @@ int lxm__sim_extra_write(const lxm__sim_extra *x, const char *path,
     memcpy(hdr, EXTRA_MAGIC, 8);
     lxm__put_le32(hdr + 8, x->count);
     lxm__put_le32(hdr + 12, 0);
-    if (write_all(fd, hdr, sizeof(hdr)))
+    if (lxm__write_all(fd, hdr, sizeof(hdr)))
         goto werr;
     /* Small: 8 bytes a pfn, at most 32 KiB of writes of 8 bytes. */
     for (i = 0; i < x->count; i++) {
         lxm__put_le64(le, x->pfns[i]);
-        if (write_all(fd, le, sizeof(le)))
+        if (lxm__write_all(fd, le, sizeof(le)))
             goto werr;
     }
     for (i = 0; i < x->count; i++)
-        if (write_all(fd, lxm__sim_extra_page(x, i), LXM_PAGE_SIZE))
+        if (lxm__write_all(fd, lxm__sim_extra_page(x, i), LXM_PAGE_SIZE))
             goto werr;
     if (close(fd)) {
         fd = -1;

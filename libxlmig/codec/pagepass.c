@@ -41,7 +41,9 @@
  * Encoder: walks the stream layers incrementally (xl header and config,
  * libxl header and records, the libxc headers and records inside
  * LIBXC_CONTEXT) and holds back only the record header it is reading or
- * a whole PAGE_DATA record; every other byte goes out as LIT at once.
+ * a PAGE_DATA record until it is whole (of a record that spans feeds,
+ * only the raw pages once its pfn words are in: see "a PAGE_DATA record
+ * that spans feeds"); every other byte goes out as LIT at once.
  * Anything it does not recognise sends it to SEARCH: literal bytes
  * while it looks for the format's magic again.  It never fails on its
  * input.  Decoder: treats tokens as untrusted; LIT bytes are streamed,
@@ -56,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "codec/codec.h"
 #include "libxlmig_internal.h"
@@ -73,13 +76,26 @@
 #define MAX_CACHE_PAGES (UINT64_C(1) << 28)     /* 1 TiB of cache */
 #define DELTA_MAX (LXM_PAGE_SIZE * 15 / 16 - 1) /* 3839 */
 #define VARINT_MAX 10u
-#define SLAB_PAGES 256u /* cache pages per allocation */
+#define SLAB_PAGES 512u /* cache pages per allocation: 2 MiB */
 /* The largest PAGE_DATA record (header included) the encoder takes. */
 #define REC_MAX                                                                \
     (LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN +                                  \
      (size_t)LXM_PAGE_DATA_MAX_PAGES * (8 + LXM_PAGE_SIZE))
 
 static const uint8_t pp_magic[4] = { 'L', 'X', 'P', PP_VERSION };
+
+/* The page types with data, as lxm_page_type_has_data(), one bit per
+ * type: inline, it is asked once per pfn word. */
+#define TYPE_BIT(t) (1u << LXM_PAGE_##t)
+#define DATA_TYPES                                                             \
+    (TYPE_BIT(NOTAB) | TYPE_BIT(L1TAB) | TYPE_BIT(L2TAB) | TYPE_BIT(L3TAB) |   \
+     TYPE_BIT(L4TAB) | TYPE_BIT(L1TAB_PIN) | TYPE_BIT(L2TAB_PIN) |             \
+     TYPE_BIT(L3TAB_PIN) | TYPE_BIT(L4TAB_PIN))
+
+static inline bool type_has_data(uint64_t type)
+{
+    return (DATA_TYPES >> (type & 0xf)) & 1;
+}
 
 /* ---- varints --------------------------------------------------------- */
 
@@ -151,7 +167,7 @@ static inline bool v16_zero(v16 v)
 
 /* 512 bytes per test, four accumulators: ~1.6x memcpy in cache with
  * SSE2, memory bound outside it. */
-static bool page_is_zero(const uint8_t *p)
+static bool page_is_zero_sse2(const uint8_t *p)
 {
     size_t i, j;
 
@@ -171,6 +187,75 @@ static bool page_is_zero(const uint8_t *p)
     return true;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_AVX2_DISPATCH 1
+/*
+ * The same with 32-byte vectors, chosen at run time (pp->avx2).  The
+ * vector type never leaves this function, which returns an int: no
+ * AVX value crosses a call made without AVX (-Wpsabi).
+ */
+__attribute__((target("avx2"))) static int page_is_zero_avx2(const uint8_t *p)
+{
+    typedef uint64_t v32 __attribute__((vector_size(32), aligned(1)));
+    size_t i, j;
+
+    for (i = 0; i < LXM_PAGE_SIZE; i += 1024) {
+        v32 a, b, c, d;
+
+        memcpy(&a, p + i, 32);
+        memcpy(&b, p + i + 32, 32);
+        memcpy(&c, p + i + 64, 32);
+        memcpy(&d, p + i + 96, 32);
+        for (j = 128; j < 1024; j += 128) {
+            v32 e, f, g, h;
+
+            memcpy(&e, p + i + j, 32);
+            memcpy(&f, p + i + j + 32, 32);
+            memcpy(&g, p + i + j + 64, 32);
+            memcpy(&h, p + i + j + 96, 32);
+            a |= e;
+            b |= f;
+            c |= g;
+            d |= h;
+        }
+        a |= b | c | d;
+        if (a[0] | a[1] | a[2] | a[3])
+            return 0;
+    }
+    return 1;
+}
+#endif
+
+static inline bool page_is_zero(bool avx2, const uint8_t *p)
+{
+#ifdef HAVE_AVX2_DISPATCH
+    if (avx2)
+        return page_is_zero_avx2(p);
+#else
+    (void)avx2;
+#endif
+    return page_is_zero_sse2(p);
+}
+
+static bool cpu_has_avx2(void)
+{
+#ifdef HAVE_AVX2_DISPATCH
+    return __builtin_cpu_supports("avx2");
+#else
+    return false;
+#endif
+}
+
+/* Each of the four 8-byte words at a differs from the one at b
+ * (one branch for the four). */
+static inline bool words_differ4(const uint8_t *a, const uint8_t *b)
+{
+    return (ld64(a) != ld64(b)) + (ld64(a + 8) != ld64(b + 8)) +
+               (ld64(a + 16) != ld64(b + 16)) +
+               (ld64(a + 24) != ld64(b + 24)) ==
+           4;
+}
+
 /*
  * Runs of bytes where cur differs from old, in 8-byte words: a run
  * starts at the first differing byte of a differing word and ends at
@@ -181,7 +266,7 @@ static bool page_is_zero(const uint8_t *p)
  */
 static size_t delta_encode(const uint8_t *cur, const uint8_t *old, uint8_t *d)
 {
-    size_t i = 0, j, n = 0, prev = 0, start, stop;
+    size_t i = 0, j, jmax, n = 0, prev = 0, start, stop;
     uint64_t x;
 
     for (;;) {
@@ -197,9 +282,23 @@ static size_t delta_encode(const uint8_t *cur, const uint8_t *old, uint8_t *d)
             break;
         x = le64toh(ld64(cur + i) ^ ld64(old + i));
         start = i + (size_t)__builtin_ctzll(x) / 8;
+        /* The run goes on while words differ, four at a time first.
+         * It ends at or after j - 7, so past jmax it is too long: a
+         * page that changed all over is not scanned to its end. */
+        if (n + 2 * 2 >= DELTA_MAX)
+            return SIZE_MAX;
+        jmax = start + 7 + (DELTA_MAX - 2 * 2 - n);
         j = i + 8;
-        while (j < LXM_PAGE_SIZE && ld64(cur + j) != ld64(old + j))
+        for (;;) {
+            while (j + 32 <= LXM_PAGE_SIZE && j <= jmax &&
+                   words_differ4(cur + j, old + j))
+                j += 32;
+            if (j > jmax)
+                return SIZE_MAX;
+            if (j >= LXM_PAGE_SIZE || ld64(cur + j) == ld64(old + j))
+                break;
             j += 8;
+        }
         x = le64toh(ld64(cur + j - 8) ^ ld64(old + j - 8));
         stop = j - (size_t)__builtin_clzll(x) / 8;
         /* skip and length are < 4096: two varint bytes each at most */
@@ -289,13 +388,54 @@ static void cache_init(page_cache *c, uint32_t max)
     c->head = c->tail = c->free_list = NIL;
 }
 
+static size_t slab_bytes(const page_cache *c)
+{
+    return (size_t)LXM_MIN(c->max, SLAB_PAGES) * LXM_PAGE_SIZE;
+}
+
+/*
+ * One slab of page slots, NULL when out of memory.  A whole slab is
+ * 2 MiB, aligned so that it can be one huge page, and populated here:
+ * the slots are written at once anyway, and faulting them in 4 KiB at
+ * a time cost more than the copies into them.  (Both madvise calls are
+ * hints: older kernels refuse them and the pages fault in as used.)
+ */
+static uint8_t *slab_alloc(const page_cache *c)
+{
+    size_t len = slab_bytes(c), head;
+    uint8_t *p;
+
+    if (len < (size_t)SLAB_PAGES * LXM_PAGE_SIZE) {
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+    }
+    p = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    head = (len - (uintptr_t)p % len) % len;
+    if (head)
+        munmap(p, head);
+    munmap(p + head + len, len - head);
+    p += head;
+#ifdef MADV_HUGEPAGE
+    madvise(p, len, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_WRITE
+    madvise(p, len, MADV_POPULATE_WRITE);
+#endif
+    return p;
+}
+
 static void cache_dispose(page_cache *c)
 {
     uint32_t s;
 
     if (c->slabs) {
         for (s = 0; s < (c->max + SLAB_PAGES - 1) / SLAB_PAGES; s++)
-            free(c->slabs[s]);
+            if (c->slabs[s])
+                munmap(c->slabs[s], slab_bytes(c));
     }
     free(c->slabs);
     free(c->ents);
@@ -472,8 +612,7 @@ static int cache_store(page_cache *c, uint64_t pfn, const uint8_t *page,
                 return LXM_ERROR_NOMEM;
         }
         if (!c->slabs[idx / SLAB_PAGES]) {
-            c->slabs[idx / SLAB_PAGES] =
-                malloc((size_t)SLAB_PAGES * LXM_PAGE_SIZE);
+            c->slabs[idx / SLAB_PAGES] = slab_alloc(c);
             if (!c->slabs[idx / SLAB_PAGES])
                 return LXM_ERROR_NOMEM;
         }
@@ -522,11 +661,28 @@ typedef struct page_ref {
     uint32_t cidx; /* encoder: cache entry before this token, or NIL */
 } page_ref;
 
+/* Where scan_pages() stopped in a PAGES token that is not complete. */
+typedef enum scan_phase {
+    SCAN_COUNT, /* nothing scanned (0: the state after a whole token) */
+    SCAN_PFNS,  /* pfn words, i of count */
+    SCAN_MAP,   /* the kind map */
+    SCAN_DATA,  /* the data pages, i of nr */
+} scan_phase;
+
+typedef struct scan_state {
+    scan_phase phase;
+    size_t o;       /* token bytes scanned */
+    size_t map_off; /* the kind map (SCAN_DATA) */
+    uint64_t count, prev;
+    uint32_t i, nr;
+} scan_state;
+
 struct lxm__pagepass {
     /* immutable after _new */
     bool encoder;
     lxm_stream_format format;
     xentoollog_logger *lg;
+    bool avx2; /* page_is_zero_avx2() */
     uint32_t cache_pages;
 
     /* both directions */
@@ -548,12 +704,20 @@ struct lxm__pagepass {
     size_t tail_len;
     lxm__buf rec; /* ENC_REC: held bytes when they span feeds */
     size_t rec_want;
+    size_t rec_got;    /* record bytes received (rec.len: held) */
+    size_t rec_pages;  /* offset of the record's pages, 0: not known */
+    bool rec_streamed; /* its pages are classified as they come */
+    uint32_t rec_nr;   /* streamed: data pages */
+    uint32_t rec_done; /* streamed: pages classified */
+    uint32_t rec_nz, rec_nd;
+    lxm__buf runs; /* streamed: the delta pages' runs */
 
     /* decoder */
     dec_state ds;
     uint8_t dhdr[4 + VARINT_MAX];
     size_t dhdr_len;
     uint32_t scan_count, scan_nr; /* the PAGES token scanned */
+    scan_state sc;                /* scan_pages() of a partial token */
     lxm__buf tok;                 /* partial token */
     size_t tok_need;
     uint64_t lit_left;
@@ -575,6 +739,7 @@ static int pp_new(const lxm__pagepass_opts *o, bool enc, lxm__pagepass **pp_r)
     if (!pp)
         return LXM_ERROR_NOMEM;
     pp->encoder = enc;
+    pp->avx2 = cpu_has_avx2();
     pp->format = o ? o->format : LXM_FORMAT_XL;
     pp->lg = o ? o->logger : NULL;
     pp->cache_pages = (uint32_t)(bytes / LXM_PAGE_SIZE);
@@ -601,6 +766,7 @@ void lxm__pagepass_free(lxm__pagepass *pp)
         return;
     cache_dispose(&pp->cache);
     lxm__buf_dispose(&pp->rec);
+    lxm__buf_dispose(&pp->runs);
     lxm__buf_dispose(&pp->tok);
     free(pp);
 }
@@ -851,10 +1017,7 @@ static uint32_t count_data_pages(const uint8_t *w, uint32_t count)
     uint32_t i, nr = 0;
 
     for (i = 0; i < count; i++)
-        if (lxm_page_type_has_data(
-                (unsigned int)(lxm__le64(w + 8 * (size_t)i) >>
-                               LXM_PFN_TYPE_SHIFT)))
-            nr++;
+        nr += type_has_data(lxm__le64(w + 8 * (size_t)i) >> LXM_PFN_TYPE_SHIFT);
     return nr;
 }
 
@@ -901,7 +1064,7 @@ static int enc_page_record(lxm__pagepass *pp, const uint8_t *r, size_t rlen,
         type = word >> LXM_PFN_TYPE_SHIFT;
         o += put_varint(q + o, zigzag(pfn - (prev + 1)) << 4 | type);
         prev = pfn;
-        if (lxm_page_type_has_data((unsigned int)type)) {
+        if (type_has_data(type)) {
             pp->refs[nr].pfn = pfn;
             pp->refs[nr++].cidx = cache_find(&pp->cache, pfn);
         }
@@ -926,7 +1089,7 @@ static int enc_page_record(lxm__pagepass *pp, const uint8_t *r, size_t rlen,
         ref->page_off = (size_t)(pg - r);
         ref->d_off = 0;
         ref->d_len = 0;
-        if (page_is_zero(pg)) {
+        if (page_is_zero(pp->avx2, pg)) {
             ref->kind = KIND_ZERO;
             nz++;
             continue;
@@ -1049,6 +1212,320 @@ generic:
     return 0;
 }
 
+/* ---- a PAGE_DATA record that spans feeds ------------------------------
+ *
+ * Such a record is held in rec until it is whole.  Once its pfn words
+ * are in, and when its token is sure to be smaller than the record
+ * (it would be with every page raw), its pages are classified as they
+ * complete, against the cache as it is before the token (it does not
+ * change until the token goes out), and only raw pages stay in rec:
+ * zero pages are dropped, delta pages leave their runs in pp->runs.
+ * The token, built when the record is whole, is the one
+ * enc_page_record() makes of the whole record.  rec_got counts the
+ * record bytes received, rec.len those held.
+ */
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static void rec_reset(lxm__pagepass *pp)
+{
+    pp->rec.len = 0;
+    pp->rec_got = 0;
+    pp->rec_pages = 0;
+    pp->rec_streamed = false;
+}
+
+/* The pfn words are in rec: stream the pages when the token must shrink. */
+static void rec_stream_start(lxm__pagepass *pp)
+{
+    const uint8_t *r = pp->rec.p;
+    uint32_t count = lxm__le32(r + LXM__RHDR_LEN), i, nr;
+    const uint8_t *w = r + LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN;
+    uint64_t prev = UINT64_MAX, word, pfn, type;
+    size_t hl;
+
+    nr = count_data_pages(w, count);
+    if (pp->rec_want != pp->rec_pages + (size_t)nr * LXM_PAGE_SIZE)
+        return;
+    hl = 1 + varint_len(count) + (nr + 3) / 4;
+    nr = 0;
+    for (i = 0; i < count; i++) {
+        word = lxm__le64(w + 8 * (size_t)i);
+        if (word & LXM__PFN_RESERVED_MASK)
+            return;
+        pfn = word & LXM_PFN_MASK;
+        type = word >> LXM_PFN_TYPE_SHIFT;
+        hl += varint_len(zigzag(pfn - (prev + 1)) << 4 | type);
+        prev = pfn;
+        if (type_has_data(type)) {
+            pp->refs[nr].pfn = pfn;
+            pp->refs[nr++].cidx = cache_find(&pp->cache, pfn);
+        }
+    }
+    if (hl + (size_t)nr * LXM_PAGE_SIZE >= pp->rec_want)
+        return;
+    pp->rec_streamed = true;
+    pp->rec_nr = nr;
+    pp->rec_done = pp->rec_nz = pp->rec_nd = 0;
+    pp->runs.len = 0;
+}
+
+/* Page rec_done is pg: classify it.  true: raw (the caller keeps it). */
+static int rec_classify(lxm__pagepass *pp, const uint8_t *pg, bool *raw_r)
+{
+    page_ref *ref = &pp->refs[pp->rec_done];
+    size_t dl;
+    int rc;
+
+    *raw_r = false;
+    if (pp->rec_done + 1 < pp->rec_nr && ref[1].cidx != NIL) {
+        const uint8_t *nx = cache_page(&pp->cache, ref[1].cidx);
+
+        __builtin_prefetch(nx);
+        __builtin_prefetch(nx + 64);
+        __builtin_prefetch(nx + 128);
+        __builtin_prefetch(nx + 192);
+    }
+    pp->rec_done++;
+    ref->d_off = 0;
+    ref->d_len = 0;
+    if (page_is_zero(pp->avx2, pg)) {
+        ref->kind = KIND_ZERO;
+        pp->rec_nz++;
+        return 0;
+    }
+    if (ref->cidx != NIL) {
+        rc = lxm__buf_reserve(&pp->runs, DELTA_MAX + 16);
+        if (rc)
+            return rc;
+        dl = delta_encode(pg, cache_page(&pp->cache, ref->cidx),
+                          pp->runs.p + pp->runs.len);
+        if (dl != SIZE_MAX) {
+            ref->kind = KIND_DELTA;
+            ref->d_off = pp->runs.len;
+            ref->d_len = (uint32_t)dl;
+            pp->runs.len += dl;
+            pp->rec_nd++;
+            return 0;
+        }
+    }
+    ref->kind = KIND_RAW;
+    *raw_r = true;
+    return 0;
+}
+
+/* n more bytes of the held record (at most what it still needs). */
+static int rec_feed(lxm__pagepass *pp, const uint8_t *p, size_t n)
+{
+    size_t k, in_page;
+    bool raw;
+    int rc;
+
+    rc = lxm__buf_reserve(&pp->rec, LXM_MIN(pp->rec_want, n));
+    if (rc)
+        return rc;
+    while (n) {
+        if (!pp->rec_streamed) {
+            k = n;
+            /* Stop where the count, then where the pages, start. */
+            if (pp->rec_want > LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN) {
+                if (pp->rec_got < LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN)
+                    k = LXM_MIN(n, LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN -
+                                       pp->rec_got);
+                else if (pp->rec_pages && pp->rec_got < pp->rec_pages)
+                    k = LXM_MIN(n, pp->rec_pages - pp->rec_got);
+            }
+            rc = lxm__buf_append(&pp->rec, p, k);
+            if (rc)
+                return rc;
+            pp->rec_got += k;
+            p += k;
+            n -= k;
+            if (pp->rec_want <= LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN)
+                continue;
+            if (!pp->rec_pages &&
+                pp->rec_got == LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN) {
+                pp->rec_pages =
+                    LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN +
+                    8 * (size_t)lxm__le32(pp->rec.p + LXM__RHDR_LEN);
+                if (pp->rec_pages >= pp->rec_want)
+                    pp->rec_pages = SIZE_MAX; /* never streamed */
+            }
+            if (pp->rec_got == pp->rec_pages)
+                rec_stream_start(pp);
+            continue;
+        }
+        in_page = (pp->rec_got - pp->rec_pages) % LXM_PAGE_SIZE;
+        if (!in_page && n >= LXM_PAGE_SIZE) {
+            /* A whole page in p: held only when it is raw. */
+            rc = rec_classify(pp, p, &raw);
+            if (!rc && raw)
+                rc = lxm__buf_append(&pp->rec, p, LXM_PAGE_SIZE);
+            if (rc)
+                return rc;
+            pp->rec_got += LXM_PAGE_SIZE;
+            p += LXM_PAGE_SIZE;
+            n -= LXM_PAGE_SIZE;
+            continue;
+        }
+        k = LXM_MIN(n, LXM_PAGE_SIZE - in_page);
+        rc = lxm__buf_append(&pp->rec, p, k);
+        if (rc)
+            return rc;
+        pp->rec_got += k;
+        p += k;
+        n -= k;
+        if (in_page + k < LXM_PAGE_SIZE)
+            continue;
+        rc = rec_classify(pp, pp->rec.p + pp->rec.len - LXM_PAGE_SIZE, &raw);
+        if (rc)
+            return rc;
+        if (!raw)
+            pp->rec.len -= LXM_PAGE_SIZE;
+    }
+    return 0;
+}
+
+/* The streamed record is whole: its PAGES token, then the cache. */
+static int rec_stream_done(lxm__pagepass *pp, lxm__buf *out)
+{
+    const uint8_t *r = pp->rec.p;
+    uint32_t count = lxm__le32(r + LXM__RHDR_LEN), i, nr = pp->rec_nr;
+    const uint8_t *w = r + LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN;
+    const uint8_t *raw = w + 8 * (size_t)count;
+    uint64_t prev = UINT64_MAX, word, pfn;
+    size_t mark = out->len, o, map_off, bound;
+    uint8_t *q;
+    int rc;
+
+    bound = 1 + VARINT_MAX + (size_t)count * VARINT_MAX + (nr + 3) / 4 +
+            (size_t)nr * (LXM_PAGE_SIZE + VARINT_MAX);
+    rc = lxm__buf_reserve(out, bound);
+    if (rc)
+        return rc;
+    q = out->p;
+    o = mark;
+    q[o++] = TOK_PAGES;
+    o += put_varint(q + o, count);
+    for (i = 0; i < count; i++) {
+        word = lxm__le64(w + 8 * (size_t)i);
+        pfn = word & LXM_PFN_MASK;
+        o += put_varint(q + o, zigzag(pfn - (prev + 1)) << 4 |
+                                   word >> LXM_PFN_TYPE_SHIFT);
+        prev = pfn;
+    }
+    map_off = o;
+    memset(q + o, 0, (nr + 3) / 4);
+    o += (nr + 3) / 4;
+    for (i = 0; i < nr; i++) {
+        page_ref *ref = &pp->refs[i];
+
+        q[map_off + i / 4] |= (uint8_t)(ref->kind << (2 * (i % 4)));
+        switch (ref->kind) {
+        case KIND_RAW:
+            ref->page_off = (size_t)(raw - r);
+            memcpy(q + o, raw, LXM_PAGE_SIZE);
+            raw += LXM_PAGE_SIZE;
+            o += LXM_PAGE_SIZE;
+            break;
+        case KIND_DELTA:
+            /* As enc_page_record(): L in two varint bytes. */
+            q[o] = (uint8_t)(ref->d_len | 0x80);
+            q[o + 1] = (uint8_t)(ref->d_len >> 7);
+            o += 2;
+            memcpy(q + o, pp->runs.p + ref->d_off, ref->d_len);
+            ref->d_off = o;
+            o += ref->d_len;
+            break;
+        default:
+            break;
+        }
+    }
+    out->len = o;
+
+    /* The decoder applies the same updates after this token. */
+    pp->cache.gen++;
+    for (i = 0; i < nr; i++) {
+        page_ref *ref = &pp->refs[i];
+
+        if (ref->kind == KIND_ZERO) {
+            cache_drop(&pp->cache, ref->pfn);
+            continue;
+        }
+        rc = cache_store(&pp->cache, ref->pfn, r + ref->page_off,
+                         out->p + ref->d_off, ref->d_len,
+                         ref->kind == KIND_DELTA);
+        if (rc)
+            return rc;
+    }
+    pp->st.bytes_out += o - mark;
+    pp->st.bytes_literal += pp->rec_got - (size_t)nr * LXM_PAGE_SIZE;
+    pp->st.pages += nr;
+    pp->st.pages_zero += pp->rec_nz;
+    pp->st.pages_delta += pp->rec_nd;
+    pp->st.pages_raw += nr - pp->rec_nz - pp->rec_nd;
+    return 0;
+}
+
+/*
+ * The stream ends inside a streamed record: put the bytes it dropped
+ * back into rec (zero pages, delta pages from their cached page and
+ * runs), so that rec holds the record's received bytes again.
+ */
+static int rec_unstream(lxm__pagepass *pp)
+{
+    lxm__buf b = { 0 };
+    const uint8_t *raw;
+    size_t tail;
+    uint32_t i;
+    uint8_t *pg;
+    int rc;
+
+    if (!pp->rec_streamed)
+        return 0;
+    rc = lxm__buf_reserve(&b, pp->rec_got);
+    if (rc)
+        return rc;
+    memcpy(b.p, pp->rec.p, pp->rec_pages);
+    b.len = pp->rec_pages;
+    raw = pp->rec.p + pp->rec_pages;
+    for (i = 0; i < pp->rec_done; i++) {
+        page_ref *ref = &pp->refs[i];
+
+        pg = b.p + b.len;
+        switch (ref->kind) {
+        case KIND_ZERO:
+            memset(pg, 0, LXM_PAGE_SIZE);
+            break;
+        case KIND_RAW:
+            memcpy(pg, raw, LXM_PAGE_SIZE);
+            raw += LXM_PAGE_SIZE;
+            break;
+        default:
+            memcpy(pg, cache_page(&pp->cache, ref->cidx), LXM_PAGE_SIZE);
+            delta_apply(pg, pp->runs.p + ref->d_off, ref->d_len);
+            break;
+        }
+        b.len += LXM_PAGE_SIZE;
+    }
+    tail = (size_t)(pp->rec.p + pp->rec.len - raw);
+    memcpy(b.p + b.len, raw, tail);
+    b.len += tail;
+    lxm__buf_dispose(&pp->rec);
+    pp->rec = b;
+    pp->rec_streamed = false;
+    return 0;
+}
+
 static int enc_feed(lxm__pagepass *pp, const uint8_t *p, size_t len,
                     lxm__buf *out)
 {
@@ -1085,7 +1562,7 @@ static int enc_feed(lxm__pagepass *pp, const uint8_t *p, size_t len,
             }
             break;
         case ENC_REC:
-            if (!pp->rec.len) {
+            if (!pp->rec_got) {
                 /* The record starts in this chunk, at hold. */
                 if (!hold)
                     hold = p;
@@ -1111,21 +1588,26 @@ static int enc_feed(lxm__pagepass *pp, const uint8_t *p, size_t len,
                 break;
             }
             /* Continuing a record held from earlier chunks. */
-            n = LXM_MIN(pp->rec_want - pp->rec.len, (size_t)(end - p));
-            rc = lxm__buf_append(&pp->rec, p, n);
+            n = LXM_MIN(pp->rec_want - pp->rec_got, (size_t)(end - p));
+            rc = rec_feed(pp, p, n);
             if (rc)
                 return rc;
             p += n;
             lit = p;
-            if (pp->rec.len < pp->rec_want)
+            if (pp->rec_got < pp->rec_want)
                 break;
-            rc = enc_record_step(pp, pp->rec.p, &lit_rec, out);
-            if (!rc && lit_rec)
-                rc = emit_lit(pp, pp->rec.p, pp->rec.len, out);
+            if (pp->rec_streamed) {
+                pp->rec_want = LXM__RHDR_LEN;
+                rc = rec_stream_done(pp, out);
+            } else {
+                rc = enc_record_step(pp, pp->rec.p, &lit_rec, out);
+                if (!rc && lit_rec)
+                    rc = emit_lit(pp, pp->rec.p, pp->rec.len, out);
+            }
             if (rc)
                 return rc;
             if (pp->es != ENC_REC || pp->rec_want == LXM__RHDR_LEN)
-                pp->rec.len = 0;
+                rec_reset(pp);
             break;
         }
     }
@@ -1133,9 +1615,7 @@ static int enc_feed(lxm__pagepass *pp, const uint8_t *p, size_t len,
         /* Keep the partial record; what is before it goes out. */
         rc = emit_lit(pp, lit, (size_t)(hold - lit), out);
         if (!rc)
-            rc = lxm__buf_reserve(&pp->rec, pp->rec_want);
-        if (!rc)
-            rc = lxm__buf_append(&pp->rec, hold, (size_t)(end - hold));
+            rc = rec_feed(pp, hold, (size_t)(end - hold));
         return rc;
     }
     return emit_lit(pp, lit, (size_t)(end - lit), out);
@@ -1157,96 +1637,149 @@ static int corrupt(lxm__pagepass *pp, uint64_t at, const char *what)
  * *need_r the bytes it needs at least (> avail); <0 corrupt (*why_r).
  * Fills pp->words, pp->refs, pp->scan_count and pp->scan_nr.  Every
  * length is checked before it is used, so *need_r stays below the
- * largest valid token (~4.2 MB).
+ * largest valid token (~4.2 MB).  An incomplete scan keeps its place
+ * in pp->sc and goes on from there when called again with more of the
+ * same token (a held token only grows), so a token that arrives in
+ * many pieces is scanned once.
  */
 static long scan_pages(lxm__pagepass *pp, const uint8_t *t, size_t avail,
                        size_t *need_r, const char **why_r)
 {
-    size_t o = 1, map_off;
-    uint64_t count, v, pfn, prev = UINT64_MAX;
-    uint32_t i, nr = 0;
+    scan_state *sc = &pp->sc;
+    size_t o = sc->o, o2, k;
+    uint64_t count = sc->count, v, pfn, prev = sc->prev;
+    uint32_t i = sc->i, nr = sc->nr, j;
     int u;
 
-#define NEED(k)                                                                \
+#define NEED(at, k)                                                            \
     do {                                                                       \
-        if (o + (k) > avail) {                                                 \
-            *need_r = o + (k);                                                 \
-            return 0;                                                          \
+        if ((at) + (k) > avail) {                                              \
+            *need_r = (at) + (k);                                              \
+            goto incomplete;                                                   \
         }                                                                      \
     } while (0)
-#define VARINT(var, what)                                                      \
+#define VARINT(at, var, what)                                                  \
     do {                                                                       \
-        u = get_varint(t + o, avail - o, &(var));                              \
+        u = get_varint(t + (at), avail - (at), &(var));                        \
         if (u == 0) {                                                          \
             *need_r = avail + 1;                                               \
-            return 0;                                                          \
+            goto incomplete;                                                   \
         }                                                                      \
         if (u < 0) {                                                           \
             *why_r = what;                                                     \
-            return -1;                                                         \
+            goto corrupt;                                                      \
         }                                                                      \
-        o += (size_t)u;                                                        \
+        (at) += (size_t)u;                                                     \
     } while (0)
 
-    VARINT(count, "page count varint too long");
-    if (count < 1 || count > LXM_PAGE_DATA_MAX_PAGES) {
-        *why_r = "page count not in 1..1024";
-        return -1;
-    }
-    for (i = 0; i < count; i++) {
-        VARINT(v, "pfn varint too long");
-        pfn = prev + 1 + unzigzag(v >> 4);
-        if (pfn > LXM_PFN_MASK) {
-            *why_r = "pfn out of range";
-            return -1;
+    switch (sc->phase) {
+    case SCAN_COUNT:
+        o = 1;
+        prev = UINT64_MAX;
+        i = nr = 0;
+        VARINT(o, count, "page count varint too long");
+        if (count < 1 || count > LXM_PAGE_DATA_MAX_PAGES) {
+            *why_r = "page count not in 1..1024";
+            goto corrupt;
         }
-        pp->words[i] = LXM_PFN_WORD(pfn, v & 0xf);
-        prev = pfn;
-        if (lxm_page_type_has_data((unsigned int)(v & 0xf)))
-            pp->refs[nr++].pfn = pfn;
-    }
-    map_off = o;
-    NEED((nr + 3) / 4);
-    o += (nr + 3) / 4;
-    if (nr % 4 && t[o - 1] >> (2 * (nr % 4))) {
-        *why_r = "kind map padding not zero";
-        return -1;
-    }
-    for (i = 0; i < nr; i++) {
-        page_ref *ref = &pp->refs[i];
+        sc->phase = SCAN_PFNS;
+        /* fall through */
+    case SCAN_PFNS:
+        for (; i < count; i++) {
+            if (o < avail && t[o] < 0x80) /* most are one byte */
+                v = t[o++];
+            else
+                VARINT(o, v, "pfn varint too long");
+            pfn = prev + 1 + unzigzag(v >> 4);
+            if (pfn > LXM_PFN_MASK) {
+                *why_r = "pfn out of range";
+                goto corrupt;
+            }
+            pp->words[i] = LXM_PFN_WORD(pfn, v & 0xf);
+            prev = pfn;
+            pp->refs[nr].pfn = pfn;
+            nr += type_has_data(v);
+        }
+        sc->phase = SCAN_MAP;
+        /* fall through */
+    case SCAN_MAP:
+        NEED(o, (nr + 3) / 4);
+        sc->map_off = o;
+        o += (nr + 3) / 4;
+        if (nr % 4 && t[o - 1] >> (2 * (nr % 4))) {
+            *why_r = "kind map padding not zero";
+            goto corrupt;
+        }
+        i = 0;
+        sc->phase = SCAN_DATA;
+        /* fall through */
+    case SCAN_DATA:
+        for (; i < nr; i++) {
+            page_ref *ref = &pp->refs[i];
 
-        ref->kind = (t[map_off + i / 4] >> (2 * (i % 4))) & 3;
-        switch (ref->kind) {
-        case KIND_ZERO:
-            break;
-        case KIND_RAW:
-            NEED(LXM_PAGE_SIZE);
-            ref->page_off = o;
-            o += LXM_PAGE_SIZE;
-            break;
-        case KIND_DELTA:
-            VARINT(v, "delta length varint too long");
-            if (v > DELTA_MAX) {
-                *why_r = "delta length over 3839";
-                return -1;
+            ref->kind = (t[sc->map_off + i / 4] >> (2 * (i % 4))) & 3;
+            switch (ref->kind) {
+            case KIND_ZERO:
+                break;
+            case KIND_RAW:
+                if (o + LXM_PAGE_SIZE > avail) {
+                    /* Ask for the raw and zero pages up to the next
+                     * delta at once. */
+                    k = o + LXM_PAGE_SIZE;
+                    for (j = i + 1; j < nr; j++) {
+                        unsigned int kind =
+                            (t[sc->map_off + j / 4] >> (2 * (j % 4))) & 3;
+
+                        if (kind == KIND_RAW)
+                            k += LXM_PAGE_SIZE;
+                        else if (kind != KIND_ZERO)
+                            break;
+                    }
+                    *need_r = k;
+                    goto incomplete;
+                }
+                ref->page_off = o;
+                o += LXM_PAGE_SIZE;
+                break;
+            case KIND_DELTA:
+                o2 = o;
+                VARINT(o2, v, "delta length varint too long");
+                if (v > DELTA_MAX) {
+                    *why_r = "delta length over 3839";
+                    goto corrupt;
+                }
+                NEED(o2, v);
+                if (!delta_check(t + o2, (size_t)v)) {
+                    *why_r = "delta run outside the page or its data";
+                    goto corrupt;
+                }
+                ref->d_off = o2;
+                ref->d_len = (uint32_t)v;
+                o = o2 + (size_t)v;
+                break;
+            default:
+                *why_r = "invalid page kind 3";
+                goto corrupt;
             }
-            NEED(v);
-            if (!delta_check(t + o, (size_t)v)) {
-                *why_r = "delta run outside the page or its data";
-                return -1;
-            }
-            ref->d_off = o;
-            ref->d_len = (uint32_t)v;
-            o += (size_t)v;
-            break;
-        default:
-            *why_r = "invalid page kind 3";
-            return -1;
         }
+        break;
     }
     pp->scan_count = (uint32_t)count;
     pp->scan_nr = nr;
+    memset(sc, 0, sizeof(*sc));
     return (long)o;
+
+incomplete:
+    sc->o = o;
+    sc->count = count;
+    sc->prev = prev;
+    sc->i = i;
+    sc->nr = nr;
+    return 0;
+
+corrupt:
+    memset(sc, 0, sizeof(*sc));
+    return -1;
 #undef NEED
 #undef VARINT
 }
@@ -1511,11 +2044,13 @@ int lxm__pagepass_finish(lxm__pagepass *pp, lxm__buf *out)
         rc = enc_start(pp, out);
         if (rc)
             return rc;
-        if (pp->es == ENC_REC && pp->rec.len) {
-            rc = emit_lit(pp, pp->rec.p, pp->rec.len, out);
+        if (pp->es == ENC_REC && pp->rec_got) {
+            rc = rec_unstream(pp);
+            if (!rc)
+                rc = emit_lit(pp, pp->rec.p, pp->rec.len, out);
             if (rc)
                 return rc;
-            pp->rec.len = 0;
+            rec_reset(pp);
         }
         rc = lxm__buf_append(out, &end, 1);
         if (rc)

@@ -5,7 +5,7 @@
  *   lxm__auto_decide()      pure: link rate, cap, codec rate -> raw or
  *                           the codec path (table-tested)
  *   lxm__auto_codec_rate()  this host's codec path throughput, measured
- *                           once per worker count and cached
+ *                           per worker count and cached for a minute
  *
  * The link rate comes from the PROBE frames send.c exchanges with the
  * destination (docs/protocol.md "Link probe").
@@ -30,6 +30,9 @@
 #define SAMPLE_SEED 0x5eedu
 #define FEED_CHUNK (256u << 10) /* as the engine feeds it */
 #define RUNS 2                  /* the best of (the first warms up) */
+/* A measurement is kept this long: the host's load changes, and one
+ * taken at a busy moment must not decide for the agent's lifetime. */
+#define RATE_TTL_NS (60ull * 1000000000u)
 
 lxm__auto_choice lxm__auto_decide(uint64_t link_bps, uint64_t cap_bps,
                                   uint64_t codec_bps)
@@ -88,8 +91,10 @@ static void sample_make(void)
 /* ---- measuring ------------------------------------------------------ */
 
 static pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Protected by rate_lock: bytes/s per worker count; 0 = not yet. */
+/* Protected by rate_lock: bytes/s per worker count (0 = not yet) and
+ * when it was measured. */
 static uint64_t rates[LXM__CODEC_THREADS_MAX + 1];
+static uint64_t rates_at[LXM__CODEC_THREADS_MAX + 1];
 
 static uint64_t mono_ns(void)
 {
@@ -155,6 +160,8 @@ uint64_t lxm__auto_codec_rate(unsigned int threads, xentoollog_logger *lg)
 
     pthread_mutex_lock(&rate_lock);
     rate = rates[threads];
+    if (rate && mono_ns() - rates_at[threads] >= RATE_TTL_NS)
+        rate = 0;
     pthread_mutex_unlock(&rate_lock);
     if (rate)
         return rate;
@@ -181,11 +188,10 @@ uint64_t lxm__auto_codec_rate(unsigned int threads, xentoollog_logger *lg)
                   (mono_ns() - t0) / 1000000);
 
     pthread_mutex_lock(&rate_lock);
-    if (!rates[threads])
-        rates[threads] = best;
-    rate = rates[threads];
+    rates[threads] = best;
+    rates_at[threads] = mono_ns();
     pthread_mutex_unlock(&rate_lock);
-    return rate;
+    return best;
 }
 
 /*

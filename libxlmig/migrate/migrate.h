@@ -222,8 +222,9 @@ lxm__auto_choice lxm__auto_decide(uint64_t link_bps, uint64_t cap_bps,
  * Bytes/s of the codec path (page pre-pass + lz4 on threads workers;
  * 0 = online CPUs) on this host: measured on a synthetic 6 MiB stream
  * with a realistic page mix (40% zero, 20% code, 20% text, 20% random)
- * the first time a worker count is asked for, then cached for the life
- * of the process (a few ms, once).  0 if it could not be measured.
+ * the first time a worker count is asked for, then cached for 60 s
+ * (a few ms each time on an idle host; the sample is built once per
+ * process).  0 if it could not be measured.
  * Thread-safe; lg NULL ok.
  */
 uint64_t lxm__auto_codec_rate(unsigned int threads, xentoollog_logger *lg);

@@ -573,9 +573,11 @@ do_xs_hooks() {
     wrc=$?
     xenstore-ls -f $XS_PREFIX 2>/dev/null | head -n 60
     cat /tmp/xlmig-hawatch.log
-    left=$(timeout 30 xlmig -H $AGENT_DIR/s1.sock list --json | grep -c '"name"')
-    n2=$(timeout 30 xlmig -H $AGENT_DIR/s2.sock list --json | grep -c '"name"')
-    n3=$(timeout 30 xlmig -H $AGENT_DIR/s3.sock list --json | grep -c '"name"')
+    # list --json is one line: count the "name" keys, not lines
+    nvms() { timeout 30 xlmig -H $AGENT_DIR/$1.sock list --json | grep -o '"name"' | wc -l; }
+    left=$(nvms s1)
+    n2=$(nvms s2)
+    n3=$(nvms s3)
     vm1=$(xs_key vm/vm1/state)
     if [ "$st" != done ]; then
         fail xs-hooks "request $id ended '$st' (state '$(xs_key state)', error '$(xs_key error)')"

@@ -152,6 +152,21 @@ void xlmig_addr_with_port(const char *in, char *out, size_t len);
 xlmig_agent *xlmig_agent_open(void);
 void xlmig_agent_close(xlmig_agent *a);
 
+/*
+ * A xentoollog_logger for the library's connection code that keeps the
+ * last error-level message in last ("" when none) instead of printing
+ * it; with forward set, every message also goes on to xlmig_logger under
+ * -v.  Init before use; it must outlive the connection logging through
+ * it.
+ */
+typedef struct xlmig_capture_logger {
+    xentoollog_logger vtable;
+    char last[512];
+    bool forward;
+} xlmig_capture_logger;
+
+void xlmig_capture_init(xlmig_capture_logger *cl, bool forward);
+
 /* A request: an open JSON map with "cmd" set; add fields, then call. */
 yajl_gen xlmig_request_new(const char *cmd);
 

@@ -4,7 +4,7 @@
  *
  * Entry points: xlmig_agent_addr(), xlmig_addr_with_port(),
  * xlmig_agent_open(), xlmig_agent_close(), xlmig_request_new(),
- * xlmig_agent_call().
+ * xlmig_agent_call(), xlmig_capture_init().
  *
  * The library's connection code logs its failures through a logger;
  * here that logger keeps the last message instead of printing it (and
@@ -24,14 +24,8 @@
 
 #define CONNECT_TIMEOUT_MS 10000
 
-/* A logger that keeps the last error line. */
-typedef struct capture_logger {
-    xentoollog_logger vtable;
-    char last[512];
-} capture_logger;
-
 struct xlmig_agent {
-    capture_logger cap; /* outlives c, which logs through it */
+    xlmig_capture_logger cap; /* outlives c, which logs through it */
     lxm__conn *c;
     char addr[PATH_MAX];
 };
@@ -44,21 +38,22 @@ static void capture_vmessage(xentoollog_logger *lg, xentoollog_level level,
                              int errnoval, const char *context,
                              const char *format, va_list al)
 {
-    capture_logger *cl = (capture_logger *)lg;
+    xlmig_capture_logger *cl = (xlmig_capture_logger *)lg;
     va_list copy;
 
     va_copy(copy, al);
     if (level >= XTL_ERROR)
         vsnprintf(cl->last, sizeof(cl->last), format, al);
-    if (xlmig_verbose && xlmig_logger)
+    if (cl->forward && xlmig_verbose && xlmig_logger)
         xtl_logv(xlmig_logger, level, errnoval, context, format, copy);
     va_end(copy);
 }
 
-static void capture_init(capture_logger *cl)
+void xlmig_capture_init(xlmig_capture_logger *cl, bool forward)
 {
     memset(cl, 0, sizeof(*cl));
     cl->vtable.vmessage = capture_vmessage;
+    cl->forward = forward;
 }
 
 const char *xlmig_agent_addr(void)
@@ -91,8 +86,8 @@ void xlmig_addr_with_port(const char *in, char *out, size_t len)
 }
 
 /* The reason in "cannot connect to ADDR: REASON", made friendlier. */
-static void connect_reason(const capture_logger *cl, const char *addr, int rc,
-                           char *out, size_t len)
+static void connect_reason(const xlmig_capture_logger *cl, const char *addr,
+                           int rc, char *out, size_t len)
 {
     const char *msg = cl->last, *p;
     char prefix[PATH_MAX + 32];
@@ -122,7 +117,7 @@ xlmig_agent *xlmig_agent_open(void)
         xlmig_error(NULL, "out of memory");
         return NULL;
     }
-    capture_init(&a->cap);
+    xlmig_capture_init(&a->cap, true);
     xlmig_addr_with_port(xlmig_agent_addr(), a->addr, sizeof(a->addr));
 
     rc = lxm__conn_connect(a->addr, CONNECT_TIMEOUT_MS, &a->cap.vtable, &a->c);

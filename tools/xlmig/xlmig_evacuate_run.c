@@ -86,29 +86,9 @@ typedef struct run_opts {
 
 /* ---- talking to an agent ----------------------------------------- */
 
-typedef struct capture_logger {
-    xentoollog_logger vtable;
-    char last[256];
-} capture_logger;
-
-static void capture_vmessage(xentoollog_logger *lg, xentoollog_level level,
-                             int errnoval, const char *context,
-                             const char *format, va_list al)
-    __attribute__((format(printf, 5, 0)));
-static void capture_vmessage(xentoollog_logger *lg, xentoollog_level level,
-                             int errnoval, const char *context,
-                             const char *format, va_list al)
-{
-    capture_logger *cl = (capture_logger *)lg;
-
-    (void)errnoval;
-    (void)context;
-    if (level >= XTL_ERROR)
-        vsnprintf(cl->last, sizeof(cl->last), format, al);
-}
-
+/* Errors quote cap.last cut at 255 characters (%.255s). */
 typedef struct agent_conn {
-    capture_logger cap; /* outlives c, which logs through it */
+    xlmig_capture_logger cap; /* outlives c, which logs through it */
     lxm__conn *c;
 } agent_conn;
 
@@ -130,12 +110,12 @@ static agent_conn *ac_open(const char *addr, uint32_t timeout_ms, char *err,
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    ac->cap.vtable.vmessage = capture_vmessage;
+    xlmig_capture_init(&ac->cap, false);
     rc = lxm__conn_connect(addr, timeout_ms, &ac->cap.vtable, &ac->c);
     if (!rc)
         rc = lxm__proto_hello(ac->c, "cli", NULL, NULL);
     if (rc) {
-        snprintf(err, err_len, "%s",
+        snprintf(err, err_len, "%.255s",
                  ac->cap.last[0] ? ac->cap.last : lxm_strerror(rc));
         ac_close(ac);
         return NULL;
@@ -455,7 +435,7 @@ static lxm__migrate_status migrate_job(void *opaque, lxm__evac_job *job,
 
 lost:
     yajl_tree_free(v);
-    snprintf(why, sizeof(why), "%s",
+    snprintf(why, sizeof(why), "%.255s",
              ac->cap.last[0] ? ac->cap.last : lxm_strerror(rc));
     pthread_mutex_lock(&r->lock);
     r->conns[job->vm] = NULL;

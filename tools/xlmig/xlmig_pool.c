@@ -40,32 +40,9 @@ extern int xlmig_evac_run(struct evac_ctx *ctx) __attribute__((weak));
 
 /* ---- talking to one pool host's agent ---- */
 
-typedef struct capture_logger {
-    xentoollog_logger vtable;
-    char last[256];
-} capture_logger;
-
-static void capture_vmessage(xentoollog_logger *lg, xentoollog_level level,
-                             int errnoval, const char *context,
-                             const char *format, va_list al)
-    __attribute__((format(printf, 5, 0)));
-static void capture_vmessage(xentoollog_logger *lg, xentoollog_level level,
-                             int errnoval, const char *context,
-                             const char *format, va_list al)
-{
-    capture_logger *cl = (capture_logger *)lg;
-    va_list copy;
-
-    va_copy(copy, al);
-    if (level >= XTL_ERROR)
-        vsnprintf(cl->last, sizeof(cl->last), format, al);
-    if (xlmig_verbose && xlmig_logger)
-        xtl_logv(xlmig_logger, level, errnoval, context, format, copy);
-    va_end(copy);
-}
-
+/* Errors quote cap.last cut at 255 characters (%.255s). */
 typedef struct host_conn {
-    capture_logger cap; /* outlives c, which logs through it */
+    xlmig_capture_logger cap; /* outlives c, which logs through it */
     lxm__conn *c;
 } host_conn;
 
@@ -88,12 +65,12 @@ static host_conn *hc_open(const char *addr, uint32_t timeout_ms, char *err,
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    hc->cap.vtable.vmessage = capture_vmessage;
+    xlmig_capture_init(&hc->cap, true);
     rc = lxm__conn_connect(addr, timeout_ms, &hc->cap.vtable, &hc->c);
     if (!rc)
         rc = lxm__proto_hello(hc->c, "cli", NULL, NULL);
     if (rc) {
-        snprintf(err, err_len, "%s",
+        snprintf(err, err_len, "%.255s",
                  hc->cap.last[0] ? hc->cap.last : lxm_strerror(rc));
         hc_close(hc);
         return NULL;
@@ -118,7 +95,7 @@ static int hc_call(host_conn *hc, yajl_gen req, yajl_val *reply_r, char *err,
     if (!rc)
         rc = lxm__conn_expect(hc->c, LXM__MSG_REPLY, reply_r, err, err_len);
     if (rc && !err[0])
-        snprintf(err, err_len, "%s",
+        snprintf(err, err_len, "%.255s",
                  hc->cap.last[0] ? hc->cap.last : lxm_strerror(rc));
     return rc;
 }

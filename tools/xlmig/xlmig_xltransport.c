@@ -46,23 +46,6 @@ typedef struct xlt {
     char send_err[160];
 } xlt;
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    ssize_t w;
-
-    while (n) {
-        w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* The encoder's output: one STREAM frame per codec frame. */
 static int send_frame(void *opaque, uint8_t codec, const void *frame,
                       size_t len)
@@ -274,7 +257,7 @@ int xlmig_main_xl_transport(const struct cmd_spec *spec, int argc, char **argv)
             break;
         }
         if (f.type == LXM__MSG_STREAM) {
-            if (write_all(1, f.payload, f.length) < 0) {
+            if (lxm__write_all(1, f.payload, f.length) < 0) {
                 /* local xl went away: nothing more to tell it */
                 xlmig_error(spec->name, "writing to xl: %s", strerror(errno));
                 break;

@@ -155,34 +155,16 @@ static void *output_thread(void *arg)
     return NULL;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n);
-
 /* Stream bytes for xl (raw, or out of the decoder). */
 static int to_xl(void *opaque, const void *buf, size_t len)
 {
     xlrecv *x = opaque;
 
-    if (x->in_fd >= 0 && write_all(x->in_fd, buf, len) < 0) {
+    if (x->in_fd >= 0 && lxm__write_all(x->in_fd, buf, len) < 0) {
         /* xl stopped reading (it failed): drop the rest quietly, its
          * exit status tells the sender */
         close(x->in_fd);
         x->in_fd = -1;
-    }
-    return 0;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    ssize_t w;
-
-    while (n) {
-        w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
     }
     return 0;
 }
