@@ -800,6 +800,20 @@ START_TEST(test_compress_auto_and_config)
     lxm_test_agent_start(a, NULL, NULL);
     lxm_test_agent_start(b, NULL, NULL);
     sim_create(a, "vm1", "--memory 24M --dirty-rate 1000 --working-set 4M");
+    /* By default a peer on this host gets the raw stream, unprobed. */
+    v = migrate_codec(a, b, NULL, "none (auto: peer on this host)");
+    ck_assert_str_eq(lxm__jstr(v, "auto_choice"), "raw (same host)");
+    ck_assert_int_eq(lxm__jint(v, "frames_compressed", -1), 0);
+    ck_assert_int_lt(lxm__jint(v, "bytes_wire", 0),
+                     lxm__jint(v, "bytes_stream", 0) + (1 << 20));
+    yajl_tree_free(v);
+
+    /* auto-same-host = probe: measured like a remote peer. */
+    agent_stop(a);
+    write_text(a->config, "auto-same-host = probe\n");
+    lxm_test_agent_start(a, NULL, NULL);
+    v = migrate_codec(b, a, NULL, "none (auto: peer on this host)");
+    yajl_tree_free(v);
     v = migrate_codec(a, b, NULL, "none (auto: link *");
     assert_auto_raw(v);
     yajl_tree_free(v);
@@ -832,6 +846,7 @@ START_TEST(test_compress_auto_peer_without_probe)
 
     b->extra[0] = "--codecs";
     b->extra[1] = "zlib,zstd,lz4,pages";
+    write_text(a->config, "auto-same-host = probe\n");
     lxm_test_agent_start(a, NULL, NULL);
     lxm_test_agent_start(b, NULL, NULL);
     sim_create(a, "vm1", "--memory 24M --dirty-rate 1000 --working-set 4M");
@@ -863,6 +878,9 @@ START_TEST(test_compress_peer_without_codecs)
 
     b->extra[0] = "--codecs";
     b->extra[1] = "none";
+    /* auto as if b were another host (else: raw for a peer on this
+     * host, before any codec question) */
+    write_text(a->config, "auto-same-host = probe\n");
     lxm_test_agent_start(a, NULL, NULL);
     lxm_test_agent_start(b, NULL, NULL);
     sim_create(a, "vm1", "--memory 16M --dirty-rate 1000");
@@ -949,6 +967,13 @@ START_TEST(test_compress_bad_values)
     write_text(a->config, "compres = lz4\n");
     status = lxm_test_run(cmd, &out);
     ck_assert_msg(status == 2 && out && strstr(out, "xlmig.conf:1:"),
+                  "xlmigd exit %d: %s", status, out ? out : "");
+    free(out);
+    out = NULL;
+    write_text(a->config, "\nauto-same-host = sometimes\n");
+    status = lxm_test_run(cmd, &out);
+    ck_assert_msg(status == 2 && out &&
+                      strstr(out, "xlmig.conf:2: bad auto-same-host"),
                   "xlmigd exit %d: %s", status, out ? out : "");
     free(out);
     agent_done(a);

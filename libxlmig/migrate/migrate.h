@@ -78,6 +78,10 @@ typedef struct lxm__migrate_opts {
      * send-corrupt-after. */
     void (*on_stream_frame)(void *opaque, uint8_t *frame, size_t len,
                             uint64_t raw);
+    /* Addition (issue 5): `auto` to a peer on this host (a loopback
+     * connection) sends raw without probing, since no codec beats a
+     * memory copy; true: probe it like any other peer (tests). */
+    bool auto_probe_same_host;
 } lxm__migrate_opts;
 
 void lxm__migrate_opts_init(lxm__migrate_opts *o);

@@ -42,6 +42,9 @@
 #include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "codec/codec.h"
 #include "migrate/migrate.h"
@@ -494,6 +497,31 @@ static int precheck(sender *s, const char *domain)
     return 0;
 }
 
+/* true when c is a loopback connection (127/8, ::1, v4-mapped 127/8)
+ * or a unix socket: the peer runs on this host. */
+static bool peer_on_this_host(lxm__conn *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    const struct sockaddr_in *in4 = (const struct sockaddr_in *)&ss;
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+
+    if (getpeername(lxm__conn_fd(c), (struct sockaddr *)&ss, &len) < 0)
+        return false;
+    switch (ss.ss_family) {
+    case AF_UNIX:
+        return true;
+    case AF_INET:
+        return (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+    case AF_INET6:
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
+                in6->sin6_addr.s6_addr[12] == 127);
+    default:
+        return false;
+    }
+}
+
 /*
  * The codec, from o->compress and what the peer's HELLO says it can
  * decode: a codec it did not list falls back to none, with a warning in
@@ -509,6 +537,15 @@ static int choose_codec(sender *s, yajl_val hello)
     snprintf(s->rep->codec, sizeof(s->rep->codec), "none");
     if (!strcmp(want, "none"))
         return 0;
+    if (!strcmp(want, "auto") && !s->o->auto_probe_same_host &&
+        peer_on_this_host(s->c)) {
+        /* the stream never leaves this host's memory: nothing to win */
+        snprintf(s->rep->codec, sizeof(s->rep->codec),
+                 "none (auto: peer on this host)");
+        snprintf(s->rep->auto_choice, sizeof(s->rep->auto_choice),
+                 "raw (same host)");
+        return 0;
+    }
     if (!strcmp(want, "auto")) {
         s->autom = true;
         rc = lxm__codec_parse("lz4", &s->spec, err, sizeof(err));

@@ -60,9 +60,10 @@ typedef struct xlmigd_fault {
 /* /etc/xlmig.conf (--config) and --codecs (xlmigd_config.c).
  * Immutable after startup. */
 typedef struct xlmigd_config {
-    bool loaded;         /* the file existed */
-    char compress[32];   /* default of migrate's "compress": "auto" */
-    const char *caps[8]; /* HELLO capabilities, NULL-terminated */
+    bool loaded;               /* the file existed */
+    char compress[32];         /* default of migrate's "compress": "auto" */
+    bool auto_probe_same_host; /* auto-same-host = probe */
+    const char *caps[8];       /* HELLO capabilities, NULL-terminated */
 } xlmigd_config;
 
 /* Read path (a missing file leaves the defaults).  Errors name

@@ -12,6 +12,9 @@
  * one pair of double quotes around a value is stripped.  Keys:
  *   compress   the default of `xlmig migrate --compress`: none, auto,
  *              zlib[:L], zstd[:L], lz4[:A] (built-in default auto)
+ *   auto-same-host  raw (default): `auto` sends raw to a peer on this
+ *              host (loopback), where no codec can beat a memory copy;
+ *              probe: measure the link as for any other peer
  * Anything else (no '=', an unknown key, a bad value, a line too long)
  * is an error naming FILE:LINE: a typo must not silently change how
  * migrations run.
@@ -99,10 +102,20 @@ int xlmigd_config_load(const char *path, xlmigd_config *cfg, char *err,
                 goto out;
             }
             snprintf(cfg->compress, sizeof(cfg->compress), "%s", val);
+        } else if (!strcmp(key, "auto-same-host")) {
+            if (strcmp(val, "raw") && strcmp(val, "probe")) {
+                snprintf(err, errlen,
+                         "%s:%u: bad auto-same-host '%.64s' (raw or probe)",
+                         path, lineno, val);
+                rc = LXM_ERROR_INVAL;
+                goto out;
+            }
+            cfg->auto_probe_same_host = !strcmp(val, "probe");
         } else {
             snprintf(err, errlen,
-                     "%s:%u: unknown key '%.64s' (known: compress)", path,
-                     lineno, key);
+                     "%s:%u: unknown key '%.64s' (known: compress,"
+                     " auto-same-host)",
+                     path, lineno, key);
             rc = LXM_ERROR_INVAL;
             goto out;
         }

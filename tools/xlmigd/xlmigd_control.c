@@ -385,6 +385,7 @@ static int req_migrate(xlmigd_conn *xc, yajl_val req)
         return send_err(xc, LXM_ERROR_INVAL, "migrate: bad compress '%s': %s",
                         compress, why);
     opts.compress = compress;
+    opts.auto_probe_same_host = d->cfg.auto_probe_same_host;
     opts.cancel = &xc->cancel;
     opts.host_name = d->hostname;
     opts.logger = d->lg; /* e.g. the codec fallback warning */
