@@ -513,6 +513,67 @@ START_TEST(test_basics)
 }
 END_TEST
 
+/* Destroy hands the memory to the reaper: until it is back it counts as
+ * used, and a domain that needs it waits for it instead of failing
+ * with NOSPACE.  The test holds the reaper, then lets it go from
+ * another thread while a create waits. */
+typedef struct {
+    lxm__backend *b;
+    unsigned int after_ms;
+} reap_release;
+
+static void *release_reaper(void *arg)
+{
+    reap_release *rr = arg;
+    struct timespec ts = { 0, (long)rr->after_ms * 1000000L };
+
+    nanosleep(&ts, NULL);
+    lxm__sim_reaper_hold(rr->b, false);
+    return NULL;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+START_TEST(test_destroy_reaps)
+{
+    char *dir = make_dir();
+    lxm__backend *b = open_host(dir, 96 * MiB);
+    reap_release rr = { b, 300 };
+    lxm__host_info hi;
+    pthread_t t;
+    uint64_t t0;
+    uint32_t a;
+
+    lxm__sim_reaper_hold(b, true);
+    a = create(b, "big", 64 * MiB, 0, 0, LXM__GUEST_PV);
+    ck_assert_int_eq(ops->destroy(b, a), 0);
+    ck_assert_int_eq(count_domains(b), 0);
+    /* Dying: its files are gone, its memory is not back yet but host
+     * info counts it as free (it is coming back). */
+    ck_assert_int_eq(stray_files(dir), 0);
+    ck_assert_int_eq(ops->host_info(b, &hi), 0);
+    ck_assert_uint_eq(hi.free_memory, 96 * MiB);
+
+    ck_assert_int_eq(pthread_create(&t, NULL, release_reaper, &rr), 0);
+    t0 = now_ms();
+    a = create(b, "big2", 64 * MiB, 0, 0, LXM__GUEST_PV);
+    ck_assert_uint_ge(now_ms() - t0, 250);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(ops->destroy(b, a), 0);
+
+    /* Nothing is left on disk; close() waits for the reaper. */
+    ck_assert_int_eq(stray_files(dir), 0);
+    ops->close(b);
+    remove_dir(dir);
+}
+END_TEST
+
 /* The digest reads the memory file, not the mapping; it must be
  * XXH3-128 of every byte of memory, holes included. */
 START_TEST(test_digest_is_memory)
@@ -1515,6 +1576,7 @@ Suite *lxm_test_sim_suite(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_basics);
+    tcase_add_test(tc, test_destroy_reaps);
     tcase_add_test(tc, test_digest_is_memory);
     tcase_add_test(tc, test_parse_mix);
     tcase_add_test(tc, test_backend_choose);

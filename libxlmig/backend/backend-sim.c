@@ -82,7 +82,14 @@
  *               frozen.
  * A domain is freed when its last reference goes (the table holds one,
  * each operation borrowing it another); destroy() takes it out of the
- * table and deletes its files at once.
+ * table and deletes its files at once.  Giving its memory back (the
+ * munmap() that frees the pages of the deleted file: about 0.2 s a GiB)
+ * is left to the backend's reaper thread ("sim-reaper"), as Xen gives
+ * a destroyed domain's pages back in the background (scrubbing): until
+ * then that memory is "dying".  host_info() counts it as free (it is
+ * coming back: a migration's pre-check must not refuse a VM because of
+ * it) and a reservation that needs it waits for it (at most
+ * SIM_REAP_WAIT_MS).  close() waits for the reaper to finish.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <dirent.h>
@@ -114,8 +121,9 @@
 #define SIM_TICK_NS 1000000u     /* workload tick, 1 ms */
 #define SIM_BACKLOG_TICKS 20u    /* dirtying owed at most */
 #define MIGRATEDAWAY_SUFFIX "--migratedaway"
-#define SIM_MAX_ROUNDS 30u /* precopy.c's default for max_rounds 0 */
-#define GATE_SLICE_MS 50u  /* gate wait: progress/cancel checks */
+#define SIM_MAX_ROUNDS 30u      /* precopy.c's default for max_rounds 0 */
+#define GATE_SLICE_MS 50u       /* gate wait: progress/cancel checks */
+#define SIM_REAP_WAIT_MS 30000u /* a reservation waits for dying memory */
 
 static const uint32_t sim_featureset[LXM__FEATURESET_WORDS] = {
     0x178bfbff, 0xf6fa3203, 0x2c100800, 0x00000121, 0x009c47ab,
@@ -141,6 +149,15 @@ struct lxm__backend {
     pthread_mutex_t lock;
     sim_dom *doms; /* ascending domid */
     uint32_t next_domid;
+    /* Destroyed domains whose memory the reaper has still to give back
+     * (linked by ->next, each holding one reference), and their size. */
+    sim_dom *dying;
+    uint64_t dying_bytes;
+    bool reaper_quit;
+    bool reaper_hold;         /* lxm__sim_reaper_hold() */
+    pthread_cond_t reap_cond; /* CLOCK_MONOTONIC; dying changed */
+    pthread_t reaper;
+    bool reaper_started;
 };
 
 struct sim_dom {
@@ -648,7 +665,7 @@ static sim_dom *table_find_name(lxm__backend *b, const char *name)
     return NULL;
 }
 
-/* b->lock held. */
+/* b->lock held.  Dying memory not included. */
 static uint64_t table_used_memory(lxm__backend *b)
 {
     uint64_t used = 0;
@@ -843,6 +860,79 @@ static void dom_put(sim_dom *d)
     if (last) {
         wl_stop(d);
         dom_free(d);
+    }
+}
+
+/* ---- the reaper: memory of destroyed domains (file-top comment) --- */
+
+static void *reaper_main(void *arg)
+{
+    lxm__backend *b = arg;
+    uint64_t bytes;
+    sim_dom *d;
+
+    pthread_mutex_lock(&b->lock);
+    for (;;) {
+        d = b->reaper_hold && !b->reaper_quit ? NULL : b->dying;
+        if (!d) {
+            if (b->reaper_quit)
+                break;
+            pthread_cond_wait(&b->reap_cond, &b->lock);
+            continue;
+        }
+        b->dying = d->next;
+        d->next = NULL;
+        bytes = d->memory_bytes;
+        pthread_mutex_unlock(&b->lock);
+        dom_put(d);
+        pthread_mutex_lock(&b->lock);
+        b->dying_bytes -= bytes;
+        pthread_cond_broadcast(&b->reap_cond);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+void lxm__sim_reaper_hold(lxm__backend *b, bool hold)
+{
+    pthread_mutex_lock(&b->lock);
+    b->reaper_hold = hold;
+    pthread_cond_broadcast(&b->reap_cond);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Hand d, out of the table, and the caller's reference to the reaper
+ * (without one: put it here). */
+static void dom_reap(lxm__backend *b, sim_dom *d)
+{
+    pthread_mutex_lock(&b->lock);
+    if (b->reaper_started) {
+        d->next = b->dying;
+        b->dying = d;
+        b->dying_bytes += d->memory_bytes;
+        pthread_cond_broadcast(&b->reap_cond);
+        d = NULL;
+    }
+    pthread_mutex_unlock(&b->lock);
+    dom_put(d);
+}
+
+/* b->lock held.  Wait until the dying memory is given back or need
+ * bytes are free besides it (bounded). */
+static void wait_for_dying(lxm__backend *b, uint64_t need)
+{
+    struct timespec until;
+    uint64_t used;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += SIM_REAP_WAIT_MS / 1000;
+    while (b->dying_bytes) {
+        used = table_used_memory(b) + b->dying_bytes;
+        if (used <= b->total_memory && b->total_memory - used >= need)
+            return;
+        if (pthread_cond_timedwait(&b->reap_cond, &b->lock, &until) ==
+            ETIMEDOUT)
+            return;
     }
 }
 
@@ -1114,6 +1204,14 @@ static void sim_close(lxm__backend *b)
 
     if (!b)
         return;
+    if (b->reaper_started) {
+        pthread_mutex_lock(&b->lock);
+        b->reaper_quit = true;
+        pthread_cond_broadcast(&b->reap_cond);
+        pthread_mutex_unlock(&b->lock);
+        pthread_join(b->reaper, NULL);
+    }
+    pthread_cond_destroy(&b->reap_cond);
     while ((d = b->doms)) {
         b->doms = d->next;
         wl_stop(d);
@@ -1130,6 +1228,7 @@ static int sim_open(const lxm__backend_opts *opts, lxm__backend **b_r)
 {
     lxm__backend *b = NULL;
     char path[PATH_MAX];
+    pthread_condattr_t ca;
     int rc;
 
     *b_r = NULL;
@@ -1144,6 +1243,10 @@ static int sim_open(const lxm__backend_opts *opts, lxm__backend **b_r)
     b->lock_fd = -1;
     b->lg = opts->logger;
     pthread_mutex_init(&b->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->reap_cond, &ca);
+    pthread_condattr_destroy(&ca);
     b->total_memory =
         opts->sim_host_memory ? opts->sim_host_memory : SIM_DEFAULT_HOST_MEMORY;
     b->dir = strdup(opts->state_dir);
@@ -1180,6 +1283,10 @@ static int sim_open(const lxm__backend_opts *opts, lxm__backend **b_r)
     pthread_mutex_unlock(&b->lock);
     if (rc)
         goto out;
+    /* Without the reaper, destroy() gives memory back itself. */
+    b->reaper_started = !pthread_create(&b->reaper, NULL, reaper_main, b);
+    if (b->reaper_started)
+        pthread_setname_np(b->reaper, "sim-reaper");
     *b_r = b;
     b = NULL;
 
@@ -1428,13 +1535,14 @@ static int reserve_domain(lxm__backend *b, sim_dom *d, const char *what)
     int rc;
 
     pthread_mutex_lock(&b->lock);
+    wait_for_dying(b, d->memory_bytes);
     if (table_find_name(b, d->name)) {
         LXM_LOG_ERROR(b->lg, "sim: %s %s: a domain of that name exists", what,
                       d->name);
         rc = LXM_ERROR_EXISTS;
         goto out;
     }
-    used = table_used_memory(b);
+    used = table_used_memory(b) + b->dying_bytes; /* still dying: used */
     if (used > b->total_memory || b->total_memory - used < d->memory_bytes) {
         LXM_LOG_ERROR(b->lg,
                       "sim: %s %s: not enough host memory: %" PRIu64
@@ -1663,8 +1771,12 @@ static int sim_destroy(lxm__backend *b, uint32_t domid)
         LXM_LOG_DEBUG(b->lg, "sim: destroyed domain %u (%s)", domid, d->name);
     }
     pthread_mutex_unlock(&b->lock);
-    if (!rc)
+    if (!rc) {
+        /* The files go now (mapped, their pages stay until the munmap). */
         dom_unlink_files(b, domid);
+        dom_reap(b, d); /* takes our reference */
+        d = NULL;
+    }
     dom_put(d);
     return rc;
 }

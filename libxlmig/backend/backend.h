@@ -300,6 +300,9 @@ int lxm__sim_set_workload(lxm__backend *b, uint32_t domid, uint64_t dirty_rate,
 /* Pages set in a domain's log-dirty bitmap now (not cleared): lets the
  * tests watch the workload.  Any state. */
 int lxm__sim_dirty_pages(lxm__backend *b, uint32_t domid, uint64_t *n_r);
+/* Tests: while held, the reaper gives no memory of destroyed domains
+ * back (it stays counted as used); releasing lets it catch up. */
+void lxm__sim_reaper_hold(lxm__backend *b, bool hold);
 
 /* ---- libxl-only extras, added for issue 3 (backend-libxl.c) -------- */
 
