@@ -107,6 +107,21 @@ const char *lxm_test_top(void);
 /* Run a shell command line; *out_r gets stdout (caller frees); returns
  * the exit status (or -1). */
 int lxm_test_run(const char *cmdline, char **out_r);
+/* A whole file, NUL terminated (*len_r: its length, NULL ok); fails the
+ * test when it cannot be read.  Caller frees. */
+char *lxm_test_slurp(const char *path, size_t *len_r);
+
+/* What a command printed and how it ended (lxm_test_cli_run). */
+typedef struct lxm_test_cli {
+    int status; /* exit status, -1: did not exit */
+    char *out;  /* stdout, NUL terminated */
+    char *err;  /* stderr, NUL terminated */
+} lxm_test_cli;
+
+/* Run a shell command line (redirections and pipes allowed) with its
+ * stdin on /dev/null, capturing stdout and stderr. */
+lxm_test_cli lxm_test_cli_run(const char *cmdline);
+void lxm_test_cli_dispose(lxm_test_cli *r);
 
 /* ---- sim agents and temporary directories (agentutil.c) ---- */
 

@@ -20,43 +20,7 @@
 
 /* ---- Helpers ---- */
 
-typedef struct cli_result {
-    int status;
-    char *out; /* stdout, NUL terminated */
-    char *err; /* stderr, NUL terminated */
-} cli_result;
-
-static void cli_result_dispose(cli_result *r)
-{
-    free(r->out);
-    free(r->err);
-    r->out = r->err = NULL;
-}
-
-static char *slurp(const char *path, size_t *len_r)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    for (;;) {
-        if (cap - len < 65536) {
-            cap = cap ? cap * 2 : 65536 * 2;
-            buf = realloc(buf, cap + 1);
-            ck_assert_ptr_nonnull(buf);
-        }
-        n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    fclose(f);
-    buf[len] = '\0';
-    if (len_r)
-        *len_r = len;
-    return buf;
-}
+typedef lxm_test_cli cli_result;
 
 /* A fresh path for a temporary file (created empty; caller unlinks). */
 static char *tmp_path(const char *suffix)
@@ -78,8 +42,7 @@ static cli_result xlmig(const char *fmt, ...)
 static cli_result xlmig(const char *fmt, ...)
 {
     const char *bin = lxm_test_xlmig_path();
-    char args[2048], line[6144], cmd[8192], *errpath;
-    cli_result r = { -1, NULL, NULL };
+    char args[2048], line[6144];
     const char *p;
     va_list ap;
     size_t n = 0;
@@ -102,17 +65,7 @@ static cli_result xlmig(const char *fmt, ...)
     }
     line[n] = '\0';
 
-    errpath = tmp_path(".err");
-    snprintf(cmd, sizeof(cmd), "{ %s ; } 2>'%s'", line, errpath);
-    r.status = lxm_test_run(cmd, &r.out);
-    if (!r.out) {
-        r.out = strdup("");
-        ck_assert_ptr_nonnull(r.out);
-    }
-    r.err = slurp(errpath, NULL);
-    unlink(errpath);
-    free(errpath);
-    return r;
+    return lxm_test_cli_run(line);
 }
 
 static unsigned int count_lines(const char *s)
@@ -241,7 +194,7 @@ START_TEST(test_synth_info_json)
               c->guest, c->memory, c->rounds, c->format, path);
     ck_assert_msg(r.status == 0, "stream-synth: %d: %s", r.status, r.err);
     ck_assert_str_eq(r.err, "");
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
     ck_assert_int_gt(file_size(path), 0);
 
     r = xlmig("stream-info --json --format %s '%s'", c->format, path);
@@ -302,7 +255,7 @@ START_TEST(test_synth_info_json)
     ck_assert_int_ge(sum, jint(root, "data_pages", NULL, NULL));
 
     yajl_tree_free(root);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* The global --json gives the same object. */
     r = xlmig("--json stream-info --format %s '%s'", c->format, path);
@@ -310,7 +263,7 @@ START_TEST(test_synth_info_json)
     root = parse_json(r.out);
     ck_assert_int_eq(jint(root, "bytes", NULL, NULL), file_size(path));
     yajl_tree_free(root);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     unlink(path);
     free(path);
@@ -324,7 +277,7 @@ START_TEST(test_synth_info_text)
 
     r = xlmig("stream-synth --guest pvh --memory 1M --rounds 2 '%s'", path);
     ck_assert_msg(r.status == 0, "stream-synth: %s", r.err);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     r = xlmig("stream-info '%s'", path);
     ck_assert_msg(r.status == 0, "stream-info: %s", r.err);
@@ -337,7 +290,7 @@ START_TEST(test_synth_info_text)
     ck_assert_ptr_nonnull(strstr(r.out, "PAGE_DATA"));
     /* The summary does not list records one by one. */
     ck_assert_ptr_null(strstr(r.out, "length"));
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     r = xlmig("stream-info --records '%s'", path);
     ck_assert_int_eq(r.status, 0);
@@ -348,7 +301,7 @@ START_TEST(test_synth_info_text)
     ck_assert_ptr_nonnull(strstr(r.out, " PAGE_DATA records\n"));
     ck_assert_ptr_nonnull(strstr(r.out, "libxl  END, length 0"));
     ck_assert_ptr_nonnull(strstr(r.out, "distinct pfns:"));
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     unlink(path);
     free(path);
@@ -376,10 +329,10 @@ START_TEST(test_synth_matches_library)
               " --name same '%s'",
               path);
     ck_assert_msg(r.status == 0, "stream-synth: %s", r.err);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     lxm_test_synth(&o, LXM_FORMAT_XL, &buf);
-    data = slurp(path, &len);
+    data = lxm_test_slurp(path, &len);
     ck_assert_uint_eq(len, buf.len);
     ck_assert(!memcmp(data, buf.data, len));
     free(data);
@@ -407,7 +360,7 @@ START_TEST(test_stdin)
     ck_assert_int_eq(jint(root, "bytes", NULL, NULL), file_size(path));
     ck_assert_str_eq(jstr(root, "domain_name"), "cliguest");
     yajl_tree_free(root);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* A pipe, fed in small writes. */
     r = xlmig("dd if='%s' bs=4093 status=none | @X stream-info --json -", path);
@@ -415,7 +368,7 @@ START_TEST(test_stdin)
     root = parse_json(r.out);
     ck_assert_int_eq(jint(root, "bytes", NULL, NULL), file_size(path));
     yajl_tree_free(root);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* stream-synth to stdout, straight into stream-info. */
     r = xlmig("@X stream-synth --guest hvm --memory 512K - |"
@@ -425,7 +378,7 @@ START_TEST(test_stdin)
     ck_assert_str_eq(jstr(root, "guest_type"), "hvm");
     ck_assert_int_eq(jint(root, "distinct_pfns", NULL, NULL), 136);
     yajl_tree_free(root);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     unlink(path);
     free(path);
@@ -442,12 +395,12 @@ START_TEST(test_help)
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "stream-info"));
     ck_assert_ptr_nonnull(strstr(r.out, "stream-synth"));
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     r = xlmig("help");
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "Usage: xlmig"));
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     r = xlmig("help stream-info");
     ck_assert_int_eq(r.status, 0);
@@ -457,31 +410,31 @@ START_TEST(test_help)
     r2 = xlmig("stream-info --help");
     ck_assert_int_eq(r2.status, 0);
     ck_assert_str_eq(r.out, r2.out);
-    cli_result_dispose(&r);
-    cli_result_dispose(&r2);
+    lxm_test_cli_dispose(&r);
+    lxm_test_cli_dispose(&r2);
 
     r = xlmig("stream-synth -h");
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "--memory SIZE"));
     ck_assert_ptr_nonnull(strstr(r.out, "--checkpointed"));
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     r = xlmig("--version");
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, lxm_version()));
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* What bash completion uses. */
     r = xlmig("help --list-commands");
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "stream-info\n"));
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
     r = xlmig("help --list-options stream-synth");
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "--rounds N\n"));
     ck_assert_ptr_nonnull(strstr(r.out, "--guest pv|pvh|hvm\n"));
     ck_assert_ptr_nonnull(strstr(r.out, "--checkpointed\n"));
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 }
 END_TEST
 
@@ -531,7 +484,7 @@ START_TEST(test_usage_errors)
                   r.status);
     ck_assert_str_eq(r.out, "");
     assert_one_line(&r, c->prefix);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
     /* Nothing was created for the operand "f". */
     ck_assert_int_ne(access("f", F_OK), 0);
 }
@@ -580,19 +533,19 @@ START_TEST(test_bad_count)
     ck_assert_str_eq(r.out, "");
     assert_one_line(&r, prefix);
     ck_assert_ptr_nonnull(strstr(r.err, "2000"));
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* --json: the same line, nothing on stdout. */
     r = xlmig("stream-info --json '%s'", path);
     ck_assert_int_eq(r.status, 1);
     ck_assert_str_eq(r.out, "");
     assert_one_line(&r, prefix);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* -v: the reader's own log may add lines, the status stays. */
     r = xlmig("-v stream-info '%s'", path);
     ck_assert_int_eq(r.status, 1);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     unlink(path);
     free(path);
@@ -618,7 +571,7 @@ START_TEST(test_truncated)
         snprintf(prefix, sizeof(prefix), "xlmig: stream-info: %s: offset ",
                  path);
         assert_one_line(&r, prefix);
-        cli_result_dispose(&r);
+        lxm_test_cli_dispose(&r);
         unlink(path);
         free(path);
     }
@@ -648,7 +601,7 @@ START_TEST(test_trailing)
     snprintf(prefix, sizeof(prefix), "xlmig: stream-info: %s: offset %zu", path,
              buf.len);
     assert_one_line(&r, prefix);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* --allow-trailing: valid, and the count is reported. */
     r = xlmig("stream-info --allow-trailing --json '%s'", path);
@@ -658,12 +611,12 @@ START_TEST(test_trailing)
                      (long long)sizeof(garbage));
     ck_assert_int_eq(jint(root, "bytes", NULL, NULL), (long long)buf.len);
     yajl_tree_free(root);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     r = xlmig("stream-info --allow-trailing - <'%s'", path);
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "trailing bytes:  44\n"));
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* Without trailing bytes, --allow-trailing reports 0. */
     unlink(path);
@@ -674,7 +627,7 @@ START_TEST(test_trailing)
     root = parse_json(r.out);
     ck_assert_int_eq(jint(root, "trailing_bytes", NULL, NULL), 0);
     yajl_tree_free(root);
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     unlink(path);
     free(path);
@@ -689,18 +642,18 @@ START_TEST(test_missing_file)
 
     ck_assert_int_eq(r.status, 1);
     assert_one_line(&r, "xlmig: stream-info: /nonexistent/xlmig-test.xl: ");
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     r = xlmig("stream-synth /nonexistent/dir/out.xl");
     ck_assert_int_eq(r.status, 1);
     assert_one_line(&r, "xlmig: stream-synth: /nonexistent/dir/out.xl: ");
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* Not a stream at all. */
     r = xlmig("stream-info /etc/passwd");
     ck_assert_int_eq(r.status, 1);
     assert_one_line(&r, "xlmig: stream-info: /etc/passwd: offset 0");
-    cli_result_dispose(&r);
+    lxm_test_cli_dispose(&r);
 }
 END_TEST
 

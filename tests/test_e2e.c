@@ -142,37 +142,7 @@ static void agent_done(agent *a)
 
 /* ---- the CLI ---------------------------------------------------------- */
 
-typedef struct cli_result {
-    int status;
-    char *out;
-    char *err;
-} cli_result;
-
-static void cli_dispose(cli_result *r)
-{
-    free(r->out);
-    free(r->err);
-    r->out = r->err = NULL;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long size;
-    size_t n;
-
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(buf);
-    n = fread(buf, 1, (size_t)size, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
+typedef lxm_test_cli cli_result;
 
 /* xlmig -H HOST ARGS (host: an agent's control socket, or any ADDR). */
 static cli_result xlmig_at(const char *host, const char *fmt, ...)
@@ -180,29 +150,18 @@ static cli_result xlmig_at(const char *host, const char *fmt, ...)
 static cli_result xlmig_at(const char *host, const char *fmt, ...)
 {
     const char *bin = lxm_test_xlmig_path();
-    char args[1024], cmd[4096], errpath[] = "/tmp/lxm-e2e-err-XXXXXX";
-    cli_result r = { -1, NULL, NULL };
+    char args[1024], cmd[4096];
+    cli_result r;
     va_list ap;
-    int fd;
 
     ck_assert_msg(bin && access(bin, X_OK) == 0, "xlmig not found (%s)",
                   bin ? bin : "");
     va_start(ap, fmt);
     vsnprintf(args, sizeof(args), fmt, ap);
     va_end(ap);
-    fd = mkstemp(errpath);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    snprintf(cmd, sizeof(cmd),
-             "timeout -k 5 %d '%s' -H '%s' %s 2>'%s' </dev/null", CLI_TIMEOUT_S,
-             bin, host, args, errpath);
-    r.status = lxm_test_run(cmd, &r.out);
-    if (!r.out) {
-        r.out = strdup("");
-        ck_assert_ptr_nonnull(r.out);
-    }
-    r.err = slurp(errpath);
-    unlink(errpath);
+    snprintf(cmd, sizeof(cmd), "timeout -k 5 %d '%s' -H '%s' %s", CLI_TIMEOUT_S,
+             bin, host, args);
+    r = lxm_test_cli_run(cmd);
     ck_assert_msg(r.status != 124, "xlmig %s timed out after %d s", args,
                   CLI_TIMEOUT_S);
     return r;
@@ -266,7 +225,7 @@ static const char *domain_state(agent *a, const char *name, int *n_r)
     if (n_r)
         *n_r = (int)doms->u.array.len;
     yajl_tree_free(v);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     return state;
 }
 
@@ -299,7 +258,7 @@ static void assert_empty(agent *b, int seconds)
         total = lxm__jint(v, "total_memory", -1);
         avail = lxm__jint(v, "free_memory", -2);
         yajl_tree_free(v);
-        cli_dispose(&r);
+        lxm_test_cli_dispose(&r);
         if (n == 0 && total == avail)
             return;
         nanosleep(&ts, NULL);
@@ -314,7 +273,7 @@ static void sim_create(agent *a, const char *name, const char *opts)
     cli_result r = xlmig(a, "sim-create %s %s", opts, name);
 
     assert_ok(&r, "sim-create");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     ck_assert_str_eq(domain_state(a, name, NULL), "running");
 }
 
@@ -350,7 +309,7 @@ START_TEST(test_live_migration)
     ck_assert_int_eq(lxm__jint(v, "bytes_frames", 0),
                      lxm__jint(v, "bytes_stream", -1));
     yajl_tree_free(v);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     assert_runs_only_on(b, a, "vm1");
     domain_state(a, "", &n);
@@ -364,7 +323,7 @@ START_TEST(test_live_migration)
     ck_assert_msg(strstr(r.out, "downtime") && strstr(r.out, "rounds"),
                   "report: %s", r.out);
     ck_assert_str_eq(r.err, "");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     assert_runs_only_on(a, b, "vm1");
     assert_empty(b, 1);
 
@@ -384,14 +343,14 @@ START_TEST(test_restart_keeps_domains)
     sim_create(a, "vm-b", "--memory 8M --type pv");
     r = xlmig(a, "sim-create --memory 8M vm-a");
     assert_one_line_error(&r, "duplicate sim-create");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     status = agent_stop(a);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "stop: status 0x%x", status);
     r = xlmig(a, "list");
     assert_one_line_error(&r, "list while stopped");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     lxm_test_agent_start(a, NULL, NULL);
     ck_assert_str_eq(domain_state(a, "vm-a", &n), "running");
@@ -400,12 +359,12 @@ START_TEST(test_restart_keeps_domains)
 
     r = xlmig(a, "sim-destroy vm-b");
     assert_ok(&r, "sim-destroy");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     ck_assert_str_eq(domain_state(a, "vm-b", &n), "");
     ck_assert_int_eq(n, 1);
     r = xlmig(a, "sim-destroy vm-b");
     assert_one_line_error(&r, "sim-destroy of a missing domain");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     agent_done(a);
 }
 END_TEST
@@ -454,7 +413,7 @@ START_TEST(test_unreachable)
     ck_assert_str_eq(r.err, "xlmig: cannot connect to agent "
                             "/tmp/lxm-e2e-nonexistent/xlmigd.sock: no such"
                             " file (is xlmigd running?)\n");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     lxm_test_agent_start(a, NULL, NULL);
     sim_create(a, "vm1", "--memory 8M");
@@ -462,12 +421,12 @@ START_TEST(test_unreachable)
     r = xlmig(a, "migrate vm1 127.0.0.1:1");
     assert_one_line_error(&r, "migrate to an unreachable host");
     ck_assert_msg(strstr(r.err, "127.0.0.1:1") != NULL, "stderr: %s", r.err);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     ck_assert_str_eq(domain_state(a, "vm1", NULL), "running");
 
     r = xlmig(a, "migrate no-such-vm %s", a->listen);
     assert_one_line_error(&r, "migrate of a missing domain");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     agent_done(a);
 }
 END_TEST
@@ -503,7 +462,7 @@ START_TEST(test_fault_receiver_killed)
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 137,
                   "receiver status 0x%x", status);
     fault_epilogue(a, b, &r, "migrate, receiver killed");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     agent_done(a);
     agent_done(b);
 }
@@ -531,7 +490,7 @@ START_TEST(test_fault_sender_killed)
     /* The source comes back with its VM running. */
     lxm_test_agent_start(a, NULL, NULL);
     fault_epilogue(a, b, &r, "migrate, sender killed");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     agent_done(a);
     agent_done(b);
 }
@@ -550,14 +509,14 @@ START_TEST(test_fault_connection_dropped)
     ck_assert_msg(strstr(r.err, "still runs on h1") != NULL, "stderr: %s",
                   r.err);
     fault_epilogue(a, b, &r, "migrate, connection dropped");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     /* The source agent is fine: the VM can go now (the fault fires only
      * once per migration, so restart the source without it). */
     agent_stop(a);
     lxm_test_agent_start(a, NULL, NULL);
     r = xlmig(a, "migrate vm1 %s", b->listen);
     assert_ok(&r, "migrate after the drop");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     assert_runs_only_on(b, a, "vm1");
     agent_done(a);
     agent_done(b);
@@ -577,7 +536,7 @@ START_TEST(test_fault_destination_memory)
     ck_assert_msg(strstr(r.err, "memory") != NULL, "stderr: %s", r.err);
     ck_assert_msg(strstr(r.out, "\"status\"") != NULL, "stdout: %s", r.out);
     fault_epilogue(a, b, &r, "migrate to a host short of memory");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     agent_done(a);
     agent_done(b);
 }
@@ -682,7 +641,7 @@ END_TEST
 /* A file's contents contain needle (static helper for agent logs). */
 static bool file_has(const char *path, const char *needle)
 {
-    char *text = slurp(path);
+    char *text = lxm_test_slurp(path, NULL);
     bool found = strstr(text, needle) != NULL;
 
     free(text);
@@ -726,7 +685,7 @@ static yajl_val migrate_codec(agent *from, agent *to, const char *alg,
     ck_assert_msg(
         lxm__jstr(v, "codec") && !strncmp(lxm__jstr(v, "codec"), want_codec, n),
         "%s: codec %s, expected %s", opt, lxm__jstr(v, "codec"), want_codec);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     assert_runs_only_on(to, from, "vm1");
     return v;
 }
@@ -926,7 +885,7 @@ START_TEST(test_compress_corrupt_frame)
     ck_assert_msg(file_has(a->log, "LXM_FAULT: corrupted"), "log of h1:\n%s",
                   lxm_test_agent_log_tail(a));
     fault_epilogue(a, b, &r, "migrate, corrupt frame");
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     agent_done(a);
     agent_done(b);
 }
@@ -946,11 +905,11 @@ START_TEST(test_compress_bad_values)
     r = xlmig(a, "migrate --compress=gzip vm1 %s", a->listen);
     ck_assert_msg(r.status == 2, "exit %d, stderr: %s", r.status, r.err);
     ck_assert_msg(strstr(r.err, "'gzip'") != NULL, "stderr: %s", r.err);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     r = xlmig(a, "migrate --compress=zstd:99 vm1 %s", a->listen);
     ck_assert_msg(r.status == 2 && strstr(r.err, "zstd:99"), "stderr: %s",
                   r.err);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     agent_stop(a);
 
     write_text(a->config, "# xlmig.conf\n\ncompress = lz5\n");

@@ -65,45 +65,15 @@ static void agent_start(lxm_test_agent *a, const char *name,
 
 /* ---- the CLI ---- */
 
-typedef struct cli_result {
-    int status;
-    char *out;
-    char *err;
-} cli_result;
-
-static void cli_dispose(cli_result *r)
-{
-    free(r->out);
-    free(r->err);
-    r->out = r->err = NULL;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long size;
-    size_t n;
-
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(buf);
-    n = fread(buf, 1, (size_t)size, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
+typedef lxm_test_cli cli_result;
 
 static cli_result xlmig(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 static cli_result xlmig(const char *fmt, ...)
 {
     const char *bin = lxm_test_xlmig_path();
-    char args[2048], cmd[2 * PATH_MAX + 2200], errpath[128];
-    cli_result r = { -1, NULL, NULL };
+    char args[2048], cmd[PATH_MAX + 2200];
+    cli_result r;
     va_list ap;
 
     ck_assert_msg(bin && access(bin, X_OK) == 0, "xlmig not found (%s)",
@@ -111,15 +81,9 @@ static cli_result xlmig(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof(args), fmt, ap);
     va_end(ap);
-    snprintf(errpath, sizeof(errpath), "%s/cli.err", base);
-    snprintf(cmd, sizeof(cmd), "timeout -k 5 %d '%s' %s 2>'%s' </dev/null",
-             CLI_TIMEOUT_S, bin, args, errpath);
-    r.status = lxm_test_run(cmd, &r.out);
-    if (!r.out) {
-        r.out = strdup("");
-        ck_assert_ptr_nonnull(r.out);
-    }
-    r.err = slurp(errpath);
+    snprintf(cmd, sizeof(cmd), "timeout -k 5 %d '%s' %s", CLI_TIMEOUT_S, bin,
+             args);
+    r = lxm_test_cli_run(cmd);
     ck_assert_msg(r.status != 124, "xlmig %s timed out", args);
     return r;
 }
@@ -152,7 +116,7 @@ static void sim_create(const lxm_test_agent *a, const char *args)
 
     ck_assert_msg(r.status == 0, "sim-create %s on %s: exit %d: %s", args,
                   a->name, r.status, r.err);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 }
 
 /* The pool of the file-top comment. */
@@ -212,7 +176,7 @@ START_TEST(test_pool_list)
     ck_assert_msg(strstr(l, "AuthenticAMD"), "%s", l);
     l = line_of(r.out, "h4");
     ck_assert_msg(strstr(l, " no ") && strstr(l, "nobody.sock"), "%s", l);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     r = xlmig("pool-list --pool '%s' --json", pool_path);
     ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
@@ -239,7 +203,7 @@ START_TEST(test_pool_list)
         ck_assert_ptr_nonnull(yajl_tree_get(h, pe, yajl_t_string));
     }
     yajl_tree_free(v);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* A bad pool file: one line naming file and line. */
     write_file(pool_path, "h1 /x.sock\nh1 /y.sock\n");
@@ -247,7 +211,7 @@ START_TEST(test_pool_list)
     ck_assert_int_eq(r.status, 1);
     ck_assert_msg(strstr(r.err, "pool.conf:2: host h1 is listed twice"), "%s",
                   r.err);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     pool_down();
 }
 END_TEST
@@ -286,7 +250,7 @@ START_TEST(test_dry_run)
                       strstr(l, "h4: its agent did not answer"),
                   "%s", l);
     ck_assert_msg(strstr(r.out, "2 VMs prevent the evacuation"), "%s", r.out);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* JSON, and --batch-size over xapi.conf. */
     r = xlmig("host-evacuate --pool '%s' --xapi-conf '%s' --xapi-conf-dir"
@@ -319,21 +283,21 @@ START_TEST(test_dry_run)
         }
     }
     yajl_tree_free(v);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* Without the refused VMs, every VM can be placed: exit 0. */
     r = xlmig("-H '%s' sim-destroy pci0", agents[0].control);
     ck_assert_int_eq(r.status, 0);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     r = xlmig("-H '%s' sim-destroy big", agents[0].control);
     ck_assert_int_eq(r.status, 0);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     r = xlmig("host-evacuate --pool '%s' --xapi-conf '%s' --xapi-conf-dir"
               " '%s' --dry-run h1",
               pool_path, conf, confdir);
     ck_assert_msg(r.status == 0, "exit %d: %s\n%s", r.status, r.err, r.out);
     ck_assert_msg(strstr(r.out, "2 of 2 VMs can be placed"), "%s", r.out);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* --to (an HA daemon's request-targets): only those hosts receive */
     r = xlmig("host-evacuate --pool '%s' --xapi-conf '%s' --xapi-conf-dir"
@@ -343,24 +307,24 @@ START_TEST(test_dry_run)
     ck_assert_msg(strstr(r.out, "2 of 2 VMs can be placed") &&
                       strstr(r.out, "h3 is unreachable (not a --to target)"),
                   "%s", r.out);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     r = xlmig("host-evacuate --pool '%s' --xapi-conf '%s' --xapi-conf-dir"
               " '%s' --dry-run --to h3 h1",
               pool_path, conf, confdir);
     ck_assert_msg(r.status == 1, "exit %d: %s\n%s", r.status, r.err, r.out);
     l = line_of(r.out, "web");
     ck_assert_msg(!strstr(l, " h2 ") && strstr(l, "h3: CPU vendor"), "%s", l);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     r = xlmig("host-evacuate --pool '%s' --dry-run --to h9 h1", pool_path);
     ck_assert_int_eq(r.status, 1);
     ck_assert_msg(strstr(r.err, "--to h9: not a host of the pool file"), "%s",
                   r.err);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     r = xlmig("host-evacuate --pool '%s' --dry-run --to h1 h1", pool_path);
     ck_assert_int_eq(r.status, 1);
     ck_assert_msg(strstr(r.err, "--to h1: that is the host to evacuate"), "%s",
                   r.err);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* A malformed xapi.conf: exit 1, one line naming file and line. */
     write_file(conf, "\n\nevacuation-batch-size = lots\n");
@@ -371,26 +335,26 @@ START_TEST(test_dry_run)
     ck_assert_msg(strstr(r.err, "xapi.conf:3: evacuation-batch-size 'lots'") &&
                       strchr(r.err, '\n') == r.err + strlen(r.err) - 1,
                   "%s", r.err);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
 
     /* A host not in the pool; the source unreachable; usage. */
     r = xlmig("host-evacuate --pool '%s' --xapi-conf-dir '%s' --dry-run h9",
               pool_path, confdir);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "host h9 is not in the pool file"));
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     r = xlmig("host-evacuate --pool '%s' --xapi-conf-dir '%s' --dry-run h4",
               pool_path, confdir);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "cannot ask the source h4"));
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     r = xlmig("host-evacuate --pool '%s' --dry-run", pool_path);
     ck_assert_int_eq(r.status, 2);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     r = xlmig("host-evacuate --pool '%s' --policy fastest --dry-run h1",
               pool_path);
     ck_assert_int_eq(r.status, 2);
-    cli_dispose(&r);
+    lxm_test_cli_dispose(&r);
     pool_down();
 }
 END_TEST

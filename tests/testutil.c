@@ -277,6 +277,61 @@ int lxm_test_run(const char *cmdline, char **out_r)
     return WEXITSTATUS(status);
 }
 
+char *lxm_test_slurp(const char *path, size_t *len_r)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    for (;;) {
+        if (cap - len < 65536) {
+            cap = cap ? cap * 2 : 65536 * 2;
+            buf = realloc(buf, cap + 1);
+            ck_assert_ptr_nonnull(buf);
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    fclose(f);
+    buf[len] = '\0';
+    if (len_r)
+        *len_r = len;
+    return buf;
+}
+
+lxm_test_cli lxm_test_cli_run(const char *cmdline)
+{
+    lxm_test_cli r = { -1, NULL, NULL };
+    char *errpath = lxm_test_write_tmp("", 0, ".err"), *cmd;
+    size_t n;
+
+    ck_assert_ptr_nonnull(errpath);
+    n = strlen(cmdline) + strlen(errpath) + 32;
+    cmd = malloc(n);
+    ck_assert_ptr_nonnull(cmd);
+    snprintf(cmd, n, "{ %s ; } 2>'%s' </dev/null", cmdline, errpath);
+    r.status = lxm_test_run(cmd, &r.out);
+    if (!r.out) {
+        r.out = strdup("");
+        ck_assert_ptr_nonnull(r.out);
+    }
+    r.err = lxm_test_slurp(errpath, NULL);
+    unlink(errpath);
+    free(errpath);
+    free(cmd);
+    return r;
+}
+
+void lxm_test_cli_dispose(lxm_test_cli *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
 static const char *verify_stream_tool(void)
 {
     static char path[PATH_MAX];
