@@ -332,6 +332,75 @@ START_TEST(test_live_migration)
 }
 END_TEST
 
+/*
+ * Cancel: `xlmig cancel` from another process, then SIGTERM to `xlmig
+ * migrate` itself.  Both end with the report (status "cancelled", the
+ * engine's own numbers), the VM running on the source only and the
+ * destination empty; the signalled migrate exits 3.  --bandwidth keeps
+ * each migration of the 64M guest at 3 s or more, so both arrive while
+ * it runs.
+ */
+START_TEST(test_cancel)
+{
+    agent *a = agent_new("h1"), *b = agent_new("h2");
+    const char *bin = lxm_test_xlmig_path();
+    char cmd[4 * PATH_MAX];
+    cli_result r;
+    yajl_val v;
+
+    lxm_test_agent_start(a, NULL, NULL);
+    lxm_test_agent_start(b, NULL, NULL);
+    sim_create(a, "vm1", "--memory 64M --dirty-rate 1000 --working-set 8M");
+
+    /* Nothing to cancel yet: a clear error. */
+    r = xlmig(a, "cancel vm1");
+    assert_one_line_error(&r, "cancel with no migration");
+    ck_assert_msg(strstr(r.err, "no migration of vm1 in progress on h1"), "%s",
+                  r.err);
+    lxm_test_cli_dispose(&r);
+
+    /* xlmig cancel (retried until the migration is there). */
+    snprintf(cmd, sizeof(cmd),
+             "'%s' -H '%s' migrate --json --bandwidth 20 vm1 %s"
+             " >'%s/mig.json' 2>/dev/null & m=$!;"
+             " for i in $(seq 100); do '%s' -H '%s' cancel vm1 >/dev/null"
+             " 2>&1 && break; sleep 0.1; done; echo tries=$i;"
+             " wait $m; echo rc=$?; cat '%s/mig.json'",
+             bin, a->control, b->listen, a->dir, bin, a->control, a->dir);
+    r = lxm_test_cli_run(cmd);
+    ck_assert_msg(strstr(r.out, "rc=1\n") && !strstr(r.out, "tries=100"), "%s",
+                  r.out);
+    v = parse_json(strchr(strstr(r.out, "rc=1\n"), '\n') + 1);
+    ck_assert_str_eq(lxm__jstr(v, "status"), "cancelled");
+    ck_assert_str_eq(lxm__jstr(v, "error"), "cancelled by request");
+    ck_assert(lxm__jbool(v, "source_resumed", false));
+    ck_assert_int_gt(lxm__jint(v, "total_ms", 0), 0);
+    ck_assert_int_gt(lxm__jint(v, "bytes_wire", 0), 0);
+    yajl_tree_free(v);
+    lxm_test_cli_dispose(&r);
+    assert_runs_only_on(a, b, "vm1");
+    assert_empty(b, 5);
+
+    /* SIGTERM to xlmig migrate (SIGINT is ignored in a background job of
+     * a non-interactive shell; both take the same path). */
+    snprintf(cmd, sizeof(cmd),
+             "'%s' -H '%s' migrate --bandwidth 20 vm1 %s & m=$!; sleep 1;"
+             " kill -TERM $m; wait $m; echo rc=$?",
+             bin, a->control, b->listen);
+    r = lxm_test_cli_run(cmd);
+    ck_assert_msg(strstr(r.out, "rc=3\n"), "out: %s err: %s", r.out, r.err);
+    ck_assert_msg(strstr(r.err, "SIGTERM: cancelling the migration of vm1") &&
+                      strstr(r.err, "cancelled: cancelled by request"),
+                  "%s", r.err);
+    lxm_test_cli_dispose(&r);
+    assert_runs_only_on(a, b, "vm1");
+    assert_empty(b, 5);
+
+    agent_done(a);
+    agent_done(b);
+}
+END_TEST
+
 START_TEST(test_restart_keeps_domains)
 {
     agent *a = agent_new("h1");
@@ -961,6 +1030,7 @@ Suite *lxm_test_e2e_suite(void)
     tcase_add_unchecked_fixture(tc, e2e_setup, e2e_teardown);
     tcase_set_timeout(tc, CASE_TIMEOUT_S);
     tcase_add_test(tc, test_live_migration);
+    tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_restart_keeps_domains);
     tcase_add_test(tc, test_restart_destroys_half_received);
     tcase_add_test(tc, test_unreachable);

@@ -9,8 +9,13 @@
  * (VM, host).  Plans are written by hand so that the cases do not
  * depend on the planner; retries go through the real lxm__plan_pick().
  */
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -767,6 +772,144 @@ START_TEST(test_e2e_evacuate)
 }
 END_TEST
 
+/*
+ * On a terminal: progress bars (redrawn with cursor-up escapes), and a
+ * SIGINT cancels cleanly: exit 3, nothing new starts, the migration in
+ * flight is cancelled through the agent and reports, no VM lost or
+ * doubled, and those not yet moved still run on the source.
+ * --bandwidth 20 (MB/s) makes each migration of a 48M VM last seconds:
+ * the SIGINT comes once vm0's bar shows bytes sent.
+ */
+#define TTY_VMS 6
+
+/* Append what the pty has within ms to buf (NUL terminated); false at
+ * EOF (the child closed it). */
+/* Some bar line of vm0 shows megabytes sent (text after the last
+ * "vm0 ... % " is " X.Y MB" with X.Y > 0). */
+static bool vm0_sending(const char *out)
+{
+    const char *p = out, *pct;
+    double mb;
+
+    while ((p = strstr(p, "  vm0 "))) {
+        pct = strchr(p, '%');
+        if (pct && sscanf(pct + 1, " %lf MB", &mb) == 1 && mb > 0)
+            return true;
+        p++;
+    }
+    return false;
+}
+
+static bool pty_read(int fd, char *buf, size_t cap, size_t *len, int ms)
+{
+    struct pollfd p = { fd, POLLIN, 0 };
+    ssize_t n;
+
+    if (poll(&p, 1, ms) <= 0)
+        return true;
+    n = read(fd, buf + *len, cap - 1 - *len);
+    if (n <= 0)
+        return n < 0 && errno == EINTR;
+    *len += (size_t)n;
+    buf[*len] = '\0';
+    return true;
+}
+
+START_TEST(test_e2e_evacuate_tty_sigint)
+{
+    static char out[1 << 20];
+    char pool[PATH_MAX], args[PATH_MAX + 256];
+    size_t len = 0, i, on_src, placed = 0;
+    yajl_val l, doms;
+    int fd, status = -1, j, k;
+    bool sent = false;
+    char st[16], *row;
+    unsigned int tries;
+    uint64_t ms;
+    double wire;
+    pid_t pid;
+
+    for (j = 0; j < E2E_AGENTS; j++)
+        e2e_start(j, NULL);
+    for (i = 0; i < TTY_VMS; i++)
+        ck_assert_int_eq(e2e_xlmig(NULL,
+                                   "-H '%s' sim-create --memory 48M"
+                                   " --dirty-rate 1000 --working-set 16M"
+                                   " vm%zu >/dev/null",
+                                   e2e[0].control, i),
+                         0);
+    e2e_pool(pool, sizeof(pool));
+    snprintf(args, sizeof(args), "%s", pool);
+
+    pid = forkpty(&fd, NULL, NULL, NULL);
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        execl(lxm_test_xlmig_path(), "xlmig", "host-evacuate", "--pool", args,
+              "--batch-size", "1", "--bandwidth", "20", "--no-verify",
+              "--xapi-conf", "/nonexistent", "--xapi-conf-dir", "/nonexistent",
+              "h0", (char *)NULL);
+        _exit(127);
+    }
+    /* Wait for a VM's bar, then interrupt; read to the end (60 s). */
+    for (k = 0; k < 6000; k++) {
+        if (!pty_read(fd, out, sizeof(out), &len, 10))
+            break;
+        if (!sent && vm0_sending(out)) {
+            ck_assert_int_eq(kill(pid, SIGINT), 0);
+            sent = true;
+        }
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            while (pty_read(fd, out, sizeof(out), &len, 50) &&
+                   len + 1 < sizeof(out) && k++ < 6000)
+                ;
+            pid = 0;
+            break;
+        }
+    }
+    close(fd);
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    ck_assert_msg(sent, "no progress bar on the terminal; output:\n%s", out);
+    ck_assert_msg(strstr(out, "\033[1A") != NULL,
+                  "bars not redrawn in place; output:\n%s", out);
+    ck_assert_msg(strstr(out, "cancelling") != NULL,
+                  "no word of the cancel; output:\n%s", out);
+    /* The one in flight was cancelled by a "cancel" request, so its
+     * report came from the agent: time and bytes on the wire in its
+     * table row (a VM found afterwards by asking has none). */
+    row = strstr(out, "\nvm0 ");
+    ck_assert_msg(row != NULL, "no table row for vm0; output:\n%s", out);
+    ck_assert_int_eq(sscanf(row + 1, "vm0 %15s %*s %u %" SCNu64 " %*u %lf", st,
+                            &tries, &ms, &wire),
+                     4);
+    ck_assert_msg(!strcmp(st, "cancelled") && tries == 1 && ms > 0 && wire > 0,
+                  "vm0: %s, try %u, %" PRIu64 " ms, %.1f MB: not the"
+                  " agent's report of a cancel; output:\n%s",
+                  st, tries, ms, wire, out);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 3,
+                  "exit status 0x%x (expected exit 3); output:\n%s", status,
+                  out);
+
+    /* Nothing lost or doubled; what stayed on h0 still runs there. */
+    for (j = 0; j < E2E_AGENTS; j++) {
+        l = e2e_list(j);
+        doms = lxm__jget(l, "domains");
+        placed += e2e_count(l);
+        if (j == 0) {
+            on_src = e2e_count(l);
+            for (i = 0; i < on_src; i++)
+                ck_assert_str_eq(lxm__jstr(doms->u.array.values[i], "state"),
+                                 "running");
+        }
+        yajl_tree_free(l);
+    }
+    ck_assert_uint_eq(placed, TTY_VMS);
+    ck_assert_uint_ge(on_src, 1); /* the cancel stopped the rest */
+}
+END_TEST
+
 /* h1 dies on its first incoming stream: its VMs go to h2 instead. */
 START_TEST(test_e2e_evacuate_retry)
 {
@@ -821,6 +964,7 @@ Suite *lxm_test_evacuate_sched_suite(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_e2e_evacuate);
     tcase_add_test(tc, test_e2e_evacuate_retry);
+    tcase_add_test(tc, test_e2e_evacuate_tty_sigint);
     suite_add_tcase(s, tc);
     return s;
 }

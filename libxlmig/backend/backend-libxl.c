@@ -42,6 +42,9 @@
  * its default SIGCHLD mode, installs a SIGCHLD handler while it has
  * children: that is libxl's doing, not ours.
  *
+ * PVH: libxl_dominfo reports a PVH guest as HVM (the hypervisor's
+ * flag); list() and domain_info() take the type from its config.
+ *
  * Not done (see the report of issue 3): a per-domain CPUID featureset
  * (libxl has no call for it; zeros), on_boot (not a libxl notion: ""),
  * xl's autoballooning of dom0 before a restore (freemem()).
@@ -469,6 +472,37 @@ static lxm__guest_kind kind_of(libxl_domain_type t)
     }
 }
 
+/*
+ * libxl_dominfo knows PV and HVM only (the hypervisor's flag): a PVH
+ * guest is an HVM container there.  Its configuration says which.  For
+ * list(); domain_info() reads the configuration anyway.
+ */
+static void refine_kind(lxm__backend *b, lxm__domain_info *info)
+{
+    libxl_domain_config cfg;
+
+    if (info->kind != LXM__GUEST_HVM)
+        return;
+    libxl_domain_config_init(&cfg);
+    if (!libxl_retrieve_domain_configuration(b->ctx, info->domid, &cfg, NULL))
+        info->kind = kind_of(cfg.c_info.type);
+    libxl_domain_config_dispose(&cfg);
+}
+
+/* Shut down for a suspend (what a save leaves), by dominfo.  A domain
+ * that cannot be looked up counts as suspended (resume will say). */
+static bool is_suspended(lxm__backend *b, uint32_t domid)
+{
+    libxl_dominfo d;
+    bool susp = true;
+
+    libxl_dominfo_init(&d);
+    if (!libxl_domain_info(b->ctx, &d, domid))
+        susp = d.shutdown && d.shutdown_reason == LIBXL_SHUTDOWN_REASON_SUSPEND;
+    libxl_dominfo_dispose(&d);
+    return susp;
+}
+
 /* Fill what libxl_dominfo says (name included). */
 static void info_from_dominfo(lxm__backend *b, const libxl_dominfo *d,
                               lxm__domain_info *info)
@@ -569,6 +603,7 @@ static int libxl_list(lxm__backend *b, lxm__domain_info **list_r, int *n_r)
         info_from_dominfo(b, &list[i], &out[k]);
         if (incoming_name(out[k].name))
             continue;
+        refine_kind(b, &out[k]);
         k++;
     }
     libxl_dominfo_list_free(list, n);
@@ -646,6 +681,7 @@ static int libxl_domain_info_op(lxm__backend *b, const char *name_or_id,
         libxl_domain_config_dispose(&cfg);
         return 0;
     }
+    info_r->kind = kind_of(cfg.c_info.type); /* PVH: HVM in dominfo */
     info_r->nr_pci = (uint32_t)(cfg.num_pcidevs > 0 ? cfg.num_pcidevs : 0);
     info_r->nr_vusb = (uint32_t)((cfg.num_usbctrls > 0 ? cfg.num_usbctrls : 0) +
                                  (cfg.num_usbdevs > 0 ? cfg.num_usbdevs : 0));
@@ -869,6 +905,16 @@ static int libxl_save(lxm__backend *b, uint32_t domid, int fd,
                       "cannot save domain %s (domid %" PRIu32 "): the"
                       " guest did not answer the suspend request",
                       name ? name : "?", domid);
+        goto out;
+    }
+    if (!is_suspended(b, domid)) {
+        /* It failed in a live round (the reader went away, say): the
+         * guest was never suspended and runs on; nothing to resume. */
+        LXM_LOG_ERROR(b->lg,
+                      "cannot save domain %s (domid %" PRIu32 "): %s; it"
+                      " was not suspended yet and keeps running",
+                      name ? name : "?", domid,
+                      s->abort ? "aborted" : xl_err(r));
         goto out;
     }
     LXM_LOG_ERROR(b->lg,

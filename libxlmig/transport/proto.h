@@ -101,6 +101,10 @@ const char *lxm__msg_name(uint8_t type);
  *                          "elapsed_ms","eta_ms","suspended"}...
  *                -> REPLY {the lxm__migrate_report_json keys}; a failed
  *                   migration is a REPLY with "status" != "migrated"
+ *   cancel {"domain"} -> {"migrations": n}: this agent's migrations of
+ *                   that domain (name or domid) are cancelled, honoured
+ *                   before the commit point; their own "migrate"
+ *                   clients get the reports.  NOTFOUND: none running
  *   sim-create {"name","memory_bytes","vcpus","type","dirty_rate"
  *               (pages/s),"working_set" (bytes),"mix" (spec string),
  *               "seed","nr_pci","nr_vusb","nomigrate","on_boot",

@@ -354,9 +354,12 @@ do_agents() {
         fail xlmigd-start "xlmig list --json exited $rc"
     elif ! echo "$out" | grep -q "\"$G\""; then
         fail xlmigd-start "xlmig list --json does not show $G"
+    elif ! echo "$out" | grep -q '"type":"pvh"'; then
+        # libxl's dominfo calls a PVH guest HVM; its config says PVH
+        fail xlmigd-start "xlmig list --json does not show $G as type pvh"
     else
         AGENTS_UP=1
-        pass xlmigd-start "agents a (:$PORT_A) and b (:$PORT_B) ready; xlmig list shows $G"
+        pass xlmigd-start "agents a (:$PORT_A) and b (:$PORT_B) ready; xlmig list shows $G (pvh)"
     fi
 }
 

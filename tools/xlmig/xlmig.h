@@ -9,7 +9,8 @@
  * xlmig_client.c   talking to an xlmigd (-H/--host): request, events, reply
  *
  * Exit statuses: XLMIG_EXIT_OK, _FAIL (the command failed; one line on
- * stderr), _USAGE (bad command line; one line on stderr with a hint).
+ * stderr), _USAGE (bad command line; one line on stderr with a hint),
+ * _CANCELLED (migrate, host-evacuate: a SIGINT/SIGTERM cancelled it).
  */
 #ifndef XLMIG_H
 #define XLMIG_H
@@ -27,6 +28,7 @@
 #define XLMIG_EXIT_OK 0
 #define XLMIG_EXIT_FAIL 1
 #define XLMIG_EXIT_USAGE 2
+#define XLMIG_EXIT_CANCELLED 3
 
 /*
  * One option of a command.  val is the short option letter, or a value
@@ -128,6 +130,12 @@ int xlmig_main_host_info(const struct cmd_spec *spec, int argc, char **argv);
 int xlmig_main_sim_create(const struct cmd_spec *spec, int argc, char **argv);
 int xlmig_main_sim_destroy(const struct cmd_spec *spec, int argc, char **argv);
 int xlmig_main_migrate(const struct cmd_spec *spec, int argc, char **argv);
+int xlmig_main_cancel(const struct cmd_spec *spec, int argc, char **argv);
+/* xlmig_domain.c: the options of an agent command without its own
+ * (--json, -H): -1 when the operands start at xlmig_optind(), else the
+ * exit status. */
+int xlmig_simple_opts(const struct cmd_spec *spec, int argc, char **argv,
+                      bool *json_r);
 int xlmig_main_xl_transport(const struct cmd_spec *spec, int argc, char **argv);
 
 /* xlmig_domain.c: argument parsing shared by the agent commands.  A
@@ -151,6 +159,9 @@ void xlmig_addr_with_port(const char *in, char *out, size_t len);
  */
 xlmig_agent *xlmig_agent_open(void);
 void xlmig_agent_close(xlmig_agent *a);
+/* Shut the connection down under a call blocked on it (any thread): the
+ * call returns a lost connection. */
+void xlmig_agent_shutdown(xlmig_agent *a);
 
 /*
  * A xentoollog_logger for the library's connection code that keeps the

@@ -140,6 +140,12 @@ fail:
     return NULL;
 }
 
+void xlmig_agent_shutdown(xlmig_agent *a)
+{
+    if (a)
+        lxm__conn_shutdown(a->c);
+}
+
 void xlmig_agent_close(xlmig_agent *a)
 {
     if (!a)

@@ -138,6 +138,8 @@ static const struct cmd_opt host_evacuate_opts[] = {
       "one JSON object per line on stdout as things happen" },
     { "downtime-ms", XLMIG_OPT_DOWNTIME_MS, "MS",
       "downtime goal of each migration (the agent's default)" },
+    { "bandwidth", XLMIG_OPT_BANDWIDTH, "MBPS",
+      "cap each migration's stream at MBPS MB/s (default none)" },
     { "no-verify", XLMIG_OPT_NO_VERIFY, NULL,
       "do not compare memory digests before each commit" },
     { NULL, 0, NULL, NULL },
@@ -219,6 +221,13 @@ const struct cmd_spec xlmig_cmd_table[] = {
         "Move a domain to another host's agent",
         "[options] DOMAIN HOST[:PORT]",
         migrate_opts,
+    },
+    {
+        "cancel",
+        xlmig_main_cancel,
+        "Cancel this host's outgoing migration of a domain",
+        "[options] DOMAIN",
+        agent_opts,
     },
     {
         "sim-create",

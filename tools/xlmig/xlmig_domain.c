@@ -66,8 +66,8 @@ static const char *jstr_or(yajl_val v, const char *key, const char *def)
  * returns -1 when the operands start at xlmig_optind(), else the exit
  * status.
  */
-static int simple_opts(const struct cmd_spec *spec, int argc, char **argv,
-                       bool *json_r)
+int xlmig_simple_opts(const struct cmd_spec *spec, int argc, char **argv,
+                      bool *json_r)
 {
     const char *arg;
     int opt;
@@ -118,7 +118,7 @@ int xlmig_main_list(const struct cmd_spec *spec, int argc, char **argv)
     size_t i;
     int ret;
 
-    ret = simple_opts(spec, argc, argv, &json);
+    ret = xlmig_simple_opts(spec, argc, argv, &json);
     if (ret >= 0)
         return ret;
     if (xlmig_optind() < argc)
@@ -158,7 +158,7 @@ int xlmig_main_host_info(const struct cmd_spec *spec, int argc, char **argv)
     bool json;
     int ret;
 
-    ret = simple_opts(spec, argc, argv, &json);
+    ret = xlmig_simple_opts(spec, argc, argv, &json);
     if (ret >= 0)
         return ret;
     if (xlmig_optind() < argc)
@@ -324,7 +324,7 @@ int xlmig_main_sim_destroy(const struct cmd_spec *spec, int argc, char **argv)
     bool json;
     int ret;
 
-    ret = simple_opts(spec, argc, argv, &json);
+    ret = xlmig_simple_opts(spec, argc, argv, &json);
     if (ret >= 0)
         return ret;
     if (xlmig_optind() + 1 != argc)

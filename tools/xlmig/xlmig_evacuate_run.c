@@ -13,12 +13,14 @@
  * migrations apart; here they simply run side by side.
  *
  * Cancel (SIGINT/SIGTERM, taken by a signal thread with sigtimedwait):
- * the first one cancels the scheduler (nothing new starts) and shuts
- * down every in-flight connection.  The agent notices the closed
- * connection at its next progress EVENT and cancels that migration
+ * the first one cancels the scheduler (nothing new starts) and sends
+ * the source agent a "cancel" request for every migration in flight
  * (honoured before the commit point: the VM keeps, or resumes, running
- * on the source).  With the connection gone there is no report, so the
- * migration thread then asks both agents where the VM is (reconcile()):
+ * on the source); their reports then come as for any migration.  When
+ * the agent does not take it, that migration's connection is shut down
+ * instead: the agent notices the closed connection at its next progress
+ * EVENT and cancels.  With the connection gone there is no report, so
+ * the migration thread then asks both agents where the VM is (reconcile()):
  * on the destination under its name = migrated (the cancel came too
  * late); running on the source with nothing incoming on the destination
  * = cancelled; neither within RECONCILE_MS = failed, state unknown.
@@ -73,8 +75,9 @@ enum {
 #define RECONCILE_SETTLE_MS 1500
 #define BAR_WIDTH 20
 #define REDRAW_MS 100
-
-#define EXIT_CANCELLED 3
+/* A cancel request that finds no migration yet is repeated this long. */
+#define CANCEL_RETRY_MS 2000
+#define CANCEL_POLL_MS 50
 
 typedef struct run_opts {
     unsigned int dest_cap;
@@ -82,6 +85,7 @@ typedef struct run_opts {
     bool json_events;
     bool verify;
     uint64_t downtime_ms; /* 0: the agent's default */
+    uint64_t bandwidth;   /* bytes/s a migration, 0: no cap */
 } run_opts;
 
 /* ---- talking to an agent ----------------------------------------- */
@@ -195,31 +199,47 @@ static void rep_error(lxm__migrate_report *rep, const char *fmt, ...)
 
 /* ---- where is the VM? (after a cancel or a lost connection) ------- */
 
+/* One request {"cmd": cmd, "domain": name} on a connection of its own:
+ * 0 with *reply_r (caller frees), else an error (ERROR from the agent:
+ * LXM_ERROR_PEER with its code in *code_r). */
+static int domain_request(const char *addr, uint32_t timeout_ms,
+                          const char *cmd, const char *name, yajl_val *reply_r,
+                          int *code_r)
+{
+    agent_conn *ac;
+    yajl_gen req;
+    char err[256];
+    int rc;
+
+    *reply_r = NULL;
+    *code_r = 0;
+    ac = ac_open(addr, timeout_ms, err, sizeof(err));
+    if (!ac)
+        return LXM_ERROR_CONNECT;
+    req = lxm__json_new();
+    if (!req) {
+        ac_close(ac);
+        return LXM_ERROR_NOMEM;
+    }
+    lxm__json_str(req, "cmd", cmd);
+    lxm__json_str(req, "domain", name);
+    rc = lxm__conn_send_json(ac->c, LXM__MSG_REQUEST, req);
+    if (!rc)
+        rc = lxm__migrate_expect(ac->c, LXM__MSG_REPLY, reply_r, err,
+                                 sizeof(err), code_r);
+    ac_close(ac);
+    return rc;
+}
+
 /* 1 found (state copied), 0 not there, -1 cannot ask. */
 static int dom_lookup(const char *addr, uint32_t timeout_ms, const char *name,
                       char *state, size_t state_len)
 {
-    agent_conn *ac;
     yajl_val reply = NULL;
-    yajl_gen req;
-    char err[256];
     const char *st;
-    int rc, ret, code = 0;
+    int rc, ret, code;
 
-    ac = ac_open(addr, timeout_ms, err, sizeof(err));
-    if (!ac)
-        return -1;
-    req = lxm__json_new();
-    if (!req) {
-        ac_close(ac);
-        return -1;
-    }
-    lxm__json_str(req, "cmd", "domain-info");
-    lxm__json_str(req, "domain", name);
-    rc = lxm__conn_send_json(ac->c, LXM__MSG_REQUEST, req);
-    if (!rc)
-        rc = lxm__migrate_expect(ac->c, LXM__MSG_REPLY, &reply, err,
-                                 sizeof(err), &code);
+    rc = domain_request(addr, timeout_ms, "domain-info", name, &reply, &code);
     if (!rc) {
         st = lxm__jstr(reply, "state");
         snprintf(state, state_len, "%s", st ? st : "");
@@ -229,7 +249,6 @@ static int dom_lookup(const char *addr, uint32_t timeout_ms, const char *name,
         ret = rc == LXM_ERROR_PEER && code == LXM_ERROR_NOTFOUND ? 0 : -1;
     }
     yajl_tree_free(reply);
-    ac_close(ac);
     return ret;
 }
 
@@ -376,6 +395,8 @@ static lxm__migrate_status migrate_job(void *opaque, lxm__evac_job *job,
     lxm__json_bool(req, "verify", r->o->verify);
     if (r->o->downtime_ms)
         lxm__json_uint(req, "downtime_ms", r->o->downtime_ms);
+    if (r->o->bandwidth)
+        lxm__json_uint(req, "bandwidth", r->o->bandwidth);
     rc = lxm__conn_send_json(ac->c, LXM__MSG_REQUEST, req);
     if (rc)
         goto lost;
@@ -454,18 +475,71 @@ lost:
     return rep->status;
 }
 
-/* Cancel the run: the scheduler first (so nothing new registers), then
- * every connection in flight. */
+/* Ask the source agent to cancel VM i's migration: true when it took
+ * it.  Its migrate request may not have reached the agent yet (NOTFOUND):
+ * asked again while the migration is in flight, up to CANCEL_RETRY_MS. */
+static bool cancel_one(run_state *r, const char *src_addr, size_t i)
+{
+    struct timespec ts = { 0, CANCEL_POLL_MS * 1000000L };
+    yajl_val reply = NULL;
+    bool took = false, inflight;
+    unsigned int n;
+    int rc, code;
+
+    for (n = 0; n <= CANCEL_RETRY_MS / CANCEL_POLL_MS; n++) {
+        rc = domain_request(src_addr, r->ctx->agent_timeout_ms, "cancel",
+                            r->ctx->vms[i].info.name, &reply, &code);
+        took = !rc && lxm__jint(reply, "migrations", 0) > 0;
+        yajl_tree_free(reply);
+        reply = NULL;
+        if (took || rc != LXM_ERROR_PEER || code != LXM_ERROR_NOTFOUND)
+            break;
+        pthread_mutex_lock(&r->lock);
+        inflight = r->conns[i] != NULL;
+        pthread_mutex_unlock(&r->lock);
+        if (!inflight)
+            return true; /* over already: its own report says how */
+        nanosleep(&ts, NULL);
+    }
+    return took;
+}
+
+/*
+ * Cancel the run: the scheduler first (so nothing new registers), then
+ * every migration in flight, with a "cancel" request to the source
+ * agent: each migration's own connection then still brings its report.
+ * Where the agent does not take it (an agent without "cancel", or it
+ * cannot be reached), that connection is shut down instead, and
+ * reconcile() finds the VM.
+ */
 static void cancel_all(run_state *r)
 {
+    struct evac_ctx *ctx = r->ctx;
+    char src_addr[300];
+    bool *busy;
     size_t i;
 
     lxm__evac_sched_cancel(r->s);
+    busy = calloc(ctx->nr_vms ? ctx->nr_vms : 1, sizeof(*busy));
+    xlmig_evac_agent_addr(ctx->hosts[ctx->src].pool, src_addr,
+                          sizeof(src_addr));
     pthread_mutex_lock(&r->lock);
-    for (i = 0; i < r->ctx->nr_vms; i++)
+    for (i = 0; i < ctx->nr_vms; i++) {
+        if (busy)
+            busy[i] = r->conns[i] != NULL;
+        else if (r->conns[i])
+            lxm__conn_shutdown(r->conns[i]->c);
+    }
+    pthread_mutex_unlock(&r->lock);
+    for (i = 0; busy && i < ctx->nr_vms; i++) {
+        if (!busy[i] || cancel_one(r, src_addr, i))
+            continue;
+        pthread_mutex_lock(&r->lock);
         if (r->conns[i])
             lxm__conn_shutdown(r->conns[i]->c);
-    pthread_mutex_unlock(&r->lock);
+        pthread_mutex_unlock(&r->lock);
+    }
+    free(busy);
 }
 
 /* ---- output ------------------------------------------------------- */
@@ -901,6 +975,12 @@ int xlmig_evac_run_opt(struct evac_ctx *ctx, int opt, const char *arg)
             return xlmig_usage_error(ctx->cmd, "bad --downtime-ms '%s'", arg);
         o->downtime_ms = v;
         return -1;
+    case XLMIG_OPT_BANDWIDTH:
+        if (!xlmig_parse_u64(arg, 1000000, &v) || !v)
+            return xlmig_usage_error(ctx->cmd, "bad --bandwidth '%s' (MB/s)",
+                                     arg);
+        o->bandwidth = v * 1000000;
+        return -1;
     case XLMIG_OPT_NO_VERIFY:
         o->verify = false;
         return -1;
@@ -1005,7 +1085,7 @@ int xlmig_evac_run(struct evac_ctx *ctx)
     if (c.migrated == c.total)
         ret = XLMIG_EXIT_OK;
     else if (r.interrupted)
-        ret = EXIT_CANCELLED;
+        ret = XLMIG_EXIT_CANCELLED;
     else
         ret = XLMIG_EXIT_FAIL;
     xlmig_evac_xs_end(&r.xs, &c, r.interrupted, ret);

@@ -15,10 +15,22 @@
  *
  * Exit status 0 only when the domain runs on the destination; else 1
  * with one line on stderr saying what failed and where the VM is.
- * Interrupting xlmig closes the connection, which makes the agent
- * cancel the migration (honoured before the commit point).
+ *
+ * SIGINT/SIGTERM (taken by a signal thread with sigwait): the first asks
+ * the agent, on a connection of its own, to "cancel" the migration
+ * (honoured before the commit point: the VM keeps, or resumes, running
+ * on the source) and the report still comes, as for any failed
+ * migration, with exit status 3 when it says "cancelled".  When the
+ * agent cannot take the cancel, or at a second signal, the migration's
+ * connection is shut down instead: the agent cancels when it notices,
+ * and there is no report.  Like virsh's Ctrl-C during migrate, which
+ * aborts the job and then reports.
+ *
+ * `xlmig cancel DOMAIN` sends that same request from anywhere.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +48,119 @@
 typedef struct bar_state {
     bool tty;
 } bar_state;
+
+/* ---- cancel ------------------------------------------------------- */
+
+/* Ask the agent (-H) to cancel its migrations of domain: 0 with their
+ * number in *n_r and the reply's JSON in *raw_r (NULL ok; caller frees),
+ * or the error (one line printed). */
+static int request_cancel(const char *domain, unsigned int *n_r, char **raw_r)
+{
+    xlmig_agent *a = xlmig_agent_open();
+    yajl_val reply = NULL;
+    yajl_gen req;
+    int rc;
+
+    *n_r = 0;
+    if (!a)
+        return LXM_ERROR_CONNECT;
+    req = xlmig_request_new("cancel");
+    lxm__json_str(req, "domain", domain);
+    rc = xlmig_agent_call(a, "cancel", req, 10000, NULL, NULL, &reply, raw_r);
+    if (!rc)
+        *n_r = (unsigned int)lxm__jint(reply, "migrations", 0);
+    yajl_tree_free(reply);
+    xlmig_agent_close(a);
+    return rc;
+}
+
+int xlmig_main_cancel(const struct cmd_spec *spec, int argc, char **argv)
+{
+    char *raw = NULL;
+    unsigned int n;
+    bool json;
+    int ret;
+
+    ret = xlmig_simple_opts(spec, argc, argv, &json);
+    if (ret >= 0)
+        return ret;
+    if (xlmig_optind() + 1 != argc || !*argv[xlmig_optind()])
+        return xlmig_usage_error(spec->name, "expected one DOMAIN");
+    if (request_cancel(argv[xlmig_optind()], &n, &raw))
+        return XLMIG_EXIT_FAIL;
+    if (json)
+        printf("%s\n", raw);
+    else
+        printf("cancel of %s requested (%u migration%s; honoured before the"
+               " commit point)\n",
+               argv[xlmig_optind()], n, n == 1 ? "" : "s");
+    free(raw);
+    return XLMIG_EXIT_OK;
+}
+
+/* The signal thread of a migrate (file-top comment). */
+typedef struct sig_watch {
+    sigset_t set;
+    pthread_t thread;
+    xlmig_agent *a; /* the migration's connection */
+    const char *domain;
+    volatile int signals; /* taken so far (atomic) */
+} sig_watch;
+
+static void *sig_main(void *arg)
+{
+    sig_watch *w = arg;
+    unsigned int n;
+    int sig;
+
+    for (;;) {
+        if (sigwait(&w->set, &sig))
+            continue;
+        if (__atomic_add_fetch(&w->signals, 1, __ATOMIC_SEQ_CST) > 1) {
+            fprintf(stderr,
+                    "\nxlmig: migrate: %s again: closing the connection (the"
+                    " agent cancels when it notices; no report)\n",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM");
+            xlmig_agent_shutdown(w->a);
+            continue;
+        }
+        fprintf(stderr,
+                "\nxlmig: migrate: %s: cancelling the migration of %s"
+                " (honoured before the commit point)\n",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", w->domain);
+        if (request_cancel(w->domain, &n, NULL) || !n) {
+            fprintf(stderr, "xlmig: migrate: closing the connection instead"
+                            " (the agent cancels when it notices)\n");
+            xlmig_agent_shutdown(w->a);
+        }
+    }
+    return NULL;
+}
+
+/* Block SIGINT and SIGTERM here and take them on a thread; *old_r gets
+ * the mask to restore.  false: could not (signals keep their default). */
+static bool sig_watch_start(sig_watch *w, sigset_t *old_r)
+{
+    sigemptyset(&w->set);
+    sigaddset(&w->set, SIGINT);
+    sigaddset(&w->set, SIGTERM);
+    if (pthread_sigmask(SIG_BLOCK, &w->set, old_r))
+        return false;
+    if (pthread_create(&w->thread, NULL, sig_main, w)) {
+        pthread_sigmask(SIG_SETMASK, old_r, NULL);
+        return false;
+    }
+    return true;
+}
+
+static void sig_watch_stop(sig_watch *w, const sigset_t *old)
+{
+    pthread_cancel(w->thread); /* sigwait is a cancellation point */
+    pthread_join(w->thread, NULL);
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* ---- migrate ------------------------------------------------------ */
 
 static void fmt_eta(uint64_t ms, char *buf, size_t len)
 {
@@ -139,6 +264,9 @@ int xlmig_main_migrate(const struct cmd_spec *spec, int argc, char **argv)
     yajl_val reply = NULL;
     yajl_gen req;
     bar_state bs = { false };
+    sig_watch w;
+    sigset_t old;
+    bool watching;
     char dest[256], *raw = NULL;
     const char *arg, *policy = NULL, *dom, *status, *compress = NULL;
     char why[160];
@@ -224,9 +352,17 @@ int xlmig_main_migrate(const struct cmd_spec *spec, int argc, char **argv)
         lxm__json_str(req, "compress", compress);
 
     bs.tty = isatty(STDERR_FILENO);
+    memset(&w, 0, sizeof(w));
+    w.a = a;
+    w.domain = dom;
+    watching = sig_watch_start(&w, &old);
     rc = xlmig_agent_call(a, spec->name, req, MIGRATE_TIMEOUT_MS, bar_event,
                           &bs, &reply, &raw);
+    if (watching)
+        sig_watch_stop(&w, &old);
     bar_clear();
+    if (rc && __atomic_load_n(&w.signals, __ATOMIC_SEQ_CST))
+        ret = XLMIG_EXIT_CANCELLED;
     if (rc)
         goto out; /* xlmig_agent_call printed the line */
 
@@ -244,6 +380,9 @@ int xlmig_main_migrate(const struct cmd_spec *spec, int argc, char **argv)
         xlmig_error(spec->name, "%s to %s: %s: %s (%s still runs on %s)", dom,
                     dest, status, jstr_or(reply, "error", "no reason given"),
                     dom, jstr_or(reply, "source", "the source"));
+        if (!strcmp(status, "cancelled") &&
+            __atomic_load_n(&w.signals, __ATOMIC_SEQ_CST))
+            ret = XLMIG_EXIT_CANCELLED;
     }
 
 out:

@@ -11,7 +11,9 @@
  * A "migrate" runs lxm__migrate_send() on the connection's thread; its
  * progress callbacks (on the engine's threads) send EVENT frames under
  * xc->send_lock.  If the client goes away the migration is cancelled
- * (honoured before GO; the VM then keeps running here).
+ * (honoured before GO; the VM then keeps running here).  A "cancel"
+ * request, on another connection, cancels it the same way while its
+ * client stays: that client still gets the migration's report.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -327,6 +329,7 @@ out:
 static int req_migrate(xlmigd_conn *xc, yajl_val req)
 {
     xlmigd *d = xc->d;
+    lxm__domain_info di;
     lxm__migrate_opts opts;
     lxm__migrate_report rep;
     progress_ctx ctx;
@@ -409,8 +412,15 @@ static int req_migrate(xlmigd_conn *xc, yajl_val req)
     pthread_mutex_unlock(&xc->send_lock);
     lxm__conn_set_timeout(xc->c, EVENT_SEND_TIMEOUT_MS);
 
+    /* Who "cancel" matches: the name and domid (or what was asked). */
+    if (d->ops->domain_info(d->b, dom, &di)) {
+        memset(&di, 0, sizeof(di));
+        snprintf(di.name, sizeof(di.name), "%s", dom);
+    }
     pthread_mutex_lock(&d->lock);
     __atomic_store_n(&xc->cancel.requested, 0, __ATOMIC_SEQ_CST);
+    snprintf(xc->mig_name, sizeof(xc->mig_name), "%s", di.name);
+    xc->mig_domid = di.domid;
     xc->sending = true;
     stopping = d->stopping;
     pthread_mutex_unlock(&d->lock);
@@ -446,6 +456,51 @@ static int req_migrate(xlmigd_conn *xc, yajl_val req)
     if (rc)
         lxm__json_int(g, "code", rc);
     return send_reply(xc, g) ? 1 : 0;
+}
+
+/*
+ * cancel {"domain"}: cancel this agent's outgoing migrations of that
+ * domain (name or domid), as a closed client connection would, but
+ * their clients stay connected and get the reports (status
+ * "cancelled", or "migrated" when the cancel came after the commit
+ * point, which it cannot undo).  -> {"migrations": n}; NOTFOUND when
+ * none is in progress.
+ */
+static int req_cancel(xlmigd_conn *xc, yajl_val req)
+{
+    xlmigd *d = xc->d;
+    xlmigd_conn *o;
+    const char *dom;
+    char id[16];
+    unsigned int n = 0;
+    yajl_gen g;
+
+    dom = want_domain(xc, req, "cancel");
+    if (!dom)
+        return 0;
+    pthread_mutex_lock(&d->lock);
+    for (o = d->conns; o; o = o->next) {
+        if (!o->sending)
+            continue;
+        snprintf(id, sizeof(id), "%" PRIu32, o->mig_domid);
+        if (strcmp(o->mig_name, dom) && (!o->mig_domid || strcmp(id, dom)))
+            continue;
+        cancel_request(o);
+        n++;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (!n)
+        return send_err(xc, LXM_ERROR_NOTFOUND,
+                        "no migration of %s in progress on %s", dom,
+                        d->hostname);
+    lxm__log(d->lg, XTL_INFO, -1,
+             "cancel of the migration of %s requested by %s", dom, xc->peer);
+    g = lxm__json_new();
+    if (!g)
+        return send_err(xc, LXM_ERROR_NOMEM, "out of memory");
+    lxm__json_uint(g, "migrations", n);
+    send_reply(xc, g);
+    return 0;
 }
 
 /* ---- sim-create, sim-destroy, sim-digest -------------------------- */
@@ -628,6 +683,7 @@ static const struct request {
     { "host-info", req_host_info, false },
     { "domain-info", req_domain_info, false },
     { "migrate", req_migrate, false },
+    { "cancel", req_cancel, false },
     { "sim-create", req_sim_create, true },
     { "sim-destroy", req_sim_destroy, true },
     { "sim-digest", req_sim_digest, false },
