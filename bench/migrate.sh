@@ -137,12 +137,13 @@ nonzero_bytes() {
 
 # The pre-copy policy's downtime estimate when it chose to stop, from
 # the source agent's debug log lines after line $2:
-#   "sim: save of domain N: round R: D dirty, B B/s, decision 1"
-# = D pages * (4096 + 8) bytes / B, in ms (precopy.c's formula).
+#   "sim: save of domain N: round R: D dirty, B B/s, fixed F ms, decision 1"
+# = D pages * (4096 + 8) bytes / B + F (the commit's round trips), in ms
+# (precopy.c's formula).
 policy_estimate() {
     tail -n +"$(($2 + 1))" "${dir[$1]}/xlmigd.log" |
-        sed -n 's/.*round [0-9]*: \([0-9]*\) dirty, \([0-9]*\) B\/s, decision 1.*/\1 \2/p' |
-        tail -n 1 | awk '$2 > 0 { printf "%.0f", $1 * 4104 * 1000 / $2 }'
+        sed -n 's/.*round [0-9]*: \([0-9]*\) dirty, \([0-9]*\) B\/s, fixed \([0-9]*\) ms, decision 1.*/\1 \2 \3/p' |
+        tail -n 1 | awk '$2 > 0 { printf "%.0f", $1 * 4104 * 1000 / $2 + $3 }'
 }
 
 # migrate_once SRC DST RATE WS [migrate options...]: create "g" on SRC,

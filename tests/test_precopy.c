@@ -229,6 +229,33 @@ START_TEST(test_estimate)
 }
 END_TEST
 
+/* The commit's round trips (fixed_ms) count in the downtime: a set that
+ * fits the limit alone does not once they are added. */
+START_TEST(test_fixed_cost)
+{
+    lxm__save_params p;
+    lxm__precopy_state st;
+
+    lxm__save_params_init(&p);
+    p.policy = LXM__PRECOPY_DOWNTIME;
+    p.downtime_ms = 300;
+    memset(&st, 0, sizeof(st));
+    st.round = 2;
+    st.dirty_pages = 290000; /* 290 ms at 4104000000 B/s ... */
+    st.prev_dirty_pages = 400000;
+    st.bandwidth = UINT64_C(4104000000);
+    ck_assert_uint_eq(
+        lxm__precopy_downtime_ms(&p, st.dirty_pages, st.bandwidth), 290);
+    ck_assert_int_eq(lxm__precopy_decide(&p, &st), LXM__PRECOPY_STOP_AND_COPY);
+    p.fixed_ms = 20; /* ... and 20 ms of commit: 310 > 300 */
+    ck_assert_uint_eq(
+        lxm__precopy_downtime_ms(&p, st.dirty_pages, st.bandwidth), 310);
+    ck_assert_int_eq(lxm__precopy_decide(&p, &st), LXM__PRECOPY_CONTINUE);
+    p.fixed_ms = UINT32_MAX; /* saturates */
+    ck_assert_uint_eq(lxm__precopy_downtime_ms(&p, 1, 0), UINT64_MAX);
+}
+END_TEST
+
 START_TEST(test_names)
 {
     static const char *const names[] = { "downtime", "xen", "suspend-if-needed",
@@ -271,6 +298,7 @@ Suite *lxm_test_precopy_suite(void)
     tcase_add_loop_test(tc, test_decide, 0, LXM_ARRAY_SIZE(decide_cases));
     tcase_add_loop_test(tc, test_sequence, 0, LXM_ARRAY_SIZE(seq_cases));
     tcase_add_test(tc, test_estimate);
+    tcase_add_test(tc, test_fixed_cost);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_defaults);
     suite_add_tcase(s, tc);

@@ -2187,10 +2187,11 @@ static int save_live(saver *s)
             (uint64_t)((unsigned __int128)dirty * 1000000000u / elapsed);
         dec = lxm__precopy_decide(p, &st);
         st.prev_dirty_pages = dirty;
-        LXM_LOG_DEBUG(s->b->lg,
-                      "sim: save of domain %u: round %u: %" PRIu64
-                      " dirty, %" PRIu64 " B/s, decision %d",
-                      s->d->domid, round, dirty, st.bandwidth, (int)dec);
+        LXM_LOG_DEBUG(
+            s->b->lg,
+            "sim: save of domain %u: round %u: %" PRIu64 " dirty, %" PRIu64
+            " B/s, fixed %" PRIu32 " ms, decision %d",
+            s->d->domid, round, dirty, st.bandwidth, p->fixed_ms, (int)dec);
         if (dec == LXM__PRECOPY_ABORT) {
             LXM_LOG_ERROR(s->b->lg,
                           "sim: save of domain %u: migration aborted by "
@@ -2202,7 +2203,7 @@ static int save_live(saver *s)
         }
         if (dec == LXM__PRECOPY_STOP_AND_COPY) {
             if (!forced_logged && dirty && st.round >= max_rounds &&
-                lxm__precopy_estimate_ms(dirty, st.bandwidth) >
+                lxm__precopy_downtime_ms(p, dirty, st.bandwidth) >
                     p->downtime_ms) {
                 /* Stopping because of the bound, not because it fits. */
                 forced_logged = true;

@@ -105,6 +105,11 @@ typedef struct lxm__save_params {
      * it once the destination confirms RUNNING or the source resumes,
      * so downtime windows of parallel migrations never overlap. */
     struct lxm__stopcopy_gate *gate;
+    /* Addition (issue 3): what a stop-and-copy costs besides its pages,
+     * in ms: the commit's round trips to the destination (the migration
+     * engine measures them; 0 for a save to a file).  Added to every
+     * downtime estimate of the policies. */
+    uint32_t fixed_ms;
 } lxm__save_params;
 
 /*
@@ -175,6 +180,10 @@ lxm__precopy_decision lxm__precopy_decide(const lxm__save_params *p,
                                           lxm__precopy_state *st);
 /* Estimated stop-and-copy time for dirty pages at bandwidth, in ms. */
 uint64_t lxm__precopy_estimate_ms(uint64_t dirty_pages, uint64_t bandwidth);
+/* The downtime the policies compare with p->downtime_ms: that estimate
+ * plus p->fixed_ms (saturating). */
+uint64_t lxm__precopy_downtime_ms(const lxm__save_params *p,
+                                  uint64_t dirty_pages, uint64_t bandwidth);
 /* "downtime", "xen", "suspend-if-needed", "abort-if-busy". */
 const char *lxm__precopy_policy_name(lxm__precopy_policy p);
 int lxm__precopy_policy_parse(const char *s, lxm__precopy_policy *p_r);

@@ -6,6 +6,7 @@
  *   lxm__precopy_decide()       called after each round by a backend
  *                               that owns the pre-copy loop (the sim)
  *   lxm__precopy_estimate_ms()  stop-and-copy time of a dirty set
+ *   lxm__precopy_downtime_ms()  the same plus the fixed commit cost
  *   lxm__precopy_policy_name(), lxm__precopy_policy_parse()
  *
  * Pure: no I/O, no clocks, no threads; tested with tables
@@ -13,8 +14,9 @@
  *
  * The policies, after round st->round (1 = the full first copy) with
  * st->dirty_pages waiting to be sent:
- *   downtime           stop when the estimated stop-and-copy time is
- *                      <= downtime_ms, or at max_rounds
+ *   downtime           stop when the estimated downtime (stop-and-copy
+ *                      time plus p->fixed_ms, the commit's round
+ *                      trips) is <= downtime_ms, or at max_rounds
  *   xen                libxc's simple_precopy_policy (xg_sr_save.c):
  *                      stop after 5 rounds or when fewer than 50 pages
  *                      are dirty (and at max_rounds, if lower)
@@ -91,6 +93,14 @@ uint64_t lxm__precopy_estimate_ms(uint64_t dirty_pages, uint64_t bandwidth)
 }
 
 /* Did the dirty set shrink enough since the round before? */
+uint64_t lxm__precopy_downtime_ms(const lxm__save_params *p,
+                                  uint64_t dirty_pages, uint64_t bandwidth)
+{
+    uint64_t est = lxm__precopy_estimate_ms(dirty_pages, bandwidth);
+
+    return est > UINT64_MAX - p->fixed_ms ? UINT64_MAX : est + p->fixed_ms;
+}
+
 static bool converging(const lxm__precopy_state *st)
 {
     unsigned __int128 now = (unsigned __int128)st->dirty_pages * 100u;
@@ -117,7 +127,7 @@ lxm__precopy_decision lxm__precopy_decide(const lxm__save_params *p,
     if (!st->dirty_pages)
         return LXM__PRECOPY_STOP_AND_COPY;
 
-    fits = lxm__precopy_estimate_ms(st->dirty_pages, st->bandwidth) <=
+    fits = lxm__precopy_downtime_ms(p, st->dirty_pages, st->bandwidth) <=
            p->downtime_ms;
 
     switch (p->policy) {

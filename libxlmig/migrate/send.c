@@ -112,6 +112,9 @@ typedef struct sender {
     char dest[LXM__NAME_MAX]; /* the peer's host name, for messages */
     const char *dest_addr;
     uint64_t t0; /* entry, ms */
+    /* o->save, with fixed_ms from the HELLO round trip (set before the
+     * save starts, read-only after). */
+    lxm__save_params save;
 
     /* Owned by the caller's thread. */
     lxm__conn *c;
@@ -307,8 +310,7 @@ static void *saver_main(void *arg)
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    rc = s->ops->save(s->b, s->info.domid, s->wfd, &s->o->save, save_progress,
-                      s);
+    rc = s->ops->save(s->b, s->info.domid, s->wfd, &s->save, save_progress, s);
     close(s->wfd);
 
     pthread_mutex_lock(&s->lock);
@@ -584,6 +586,7 @@ static int choose_codec(sender *s, yajl_val hello)
 
 static int request(sender *s)
 {
+    uint64_t t_hello, rtt_us;
     yajl_val hello = NULL;
     const char *peer_host;
     char *config = NULL;
@@ -598,8 +601,13 @@ static int request(sender *s)
         goto out;
     }
     s->conn_ok = true;
+    t_hello = now_ns();
     rc = lxm__proto_hello_caps(s->c, "peer", s->rep->source,
                                lxm__migrate_codec_caps(), &hello);
+    /* The commit is two round trips like this one (STREAM_END/READY,
+     * GO/RUNNING): the policy counts them in its downtime estimate. */
+    rtt_us = (now_ns() - t_hello) / 1000u;
+    s->save.fixed_ms = (uint32_t)LXM_MIN((2 * rtt_us + 999) / 1000, 10000u);
     if (rc) {
         s->conn_ok = false;
         set_error(s, rc, "handshake with %s failed: %s", s->dest_addr,
@@ -1313,7 +1321,7 @@ static int stream(sender *s)
         /* In-process backend: its writer sends frames through
          * sink_send() on this thread; no pipe, no saver thread. */
         save_rc = s->fast->save_sink(s->b, s->info.domid, sink_send, s,
-                                     &s->o->save, save_progress_direct, s);
+                                     &s->save, save_progress_direct, s);
         s->eof_ms = lxm__migrate_now_ms();
         rc = s->rep->error[0] ? (s->rep->rc ? s->rep->rc : LXM_ERROR_FAIL) : 0;
     } else {
@@ -1582,6 +1590,7 @@ int lxm__migrate_send(const lxm__backend_ops *ops, lxm__backend *b,
         defaults.timeout_ms = 30000;
         o = s->o = &defaults;
     }
+    s->save = o->save;
 
     rc = precheck(s, domain);
     if (!rc)

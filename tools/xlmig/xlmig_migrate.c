@@ -105,6 +105,7 @@ typedef struct sig_watch {
     xlmig_agent *a; /* the migration's connection */
     const char *domain;
     volatile int signals; /* taken so far (atomic) */
+    volatile int done;    /* set before SIGUSR1 ends the thread */
 } sig_watch;
 
 static void *sig_main(void *arg)
@@ -116,6 +117,11 @@ static void *sig_main(void *arg)
     for (;;) {
         if (sigwait(&w->set, &sig))
             continue;
+        if (sig == SIGUSR1) {
+            if (__atomic_load_n(&w->done, __ATOMIC_SEQ_CST))
+                break;
+            continue;
+        }
         if (__atomic_add_fetch(&w->signals, 1, __ATOMIC_SEQ_CST) > 1) {
             fprintf(stderr,
                     "\nxlmig: migrate: %s again: closing the connection (the"
@@ -137,13 +143,16 @@ static void *sig_main(void *arg)
     return NULL;
 }
 
-/* Block SIGINT and SIGTERM here and take them on a thread; *old_r gets
- * the mask to restore.  false: could not (signals keep their default). */
+/* Block SIGINT and SIGTERM here and take them on a thread (SIGUSR1, sent
+ * to it by sig_watch_stop(), ends it: no pthread_cancel, which
+ * sanitizers' thread teardown does not survive); *old_r gets the mask to
+ * restore.  false: could not (signals keep their default). */
 static bool sig_watch_start(sig_watch *w, sigset_t *old_r)
 {
     sigemptyset(&w->set);
     sigaddset(&w->set, SIGINT);
     sigaddset(&w->set, SIGTERM);
+    sigaddset(&w->set, SIGUSR1);
     if (pthread_sigmask(SIG_BLOCK, &w->set, old_r))
         return false;
     if (pthread_create(&w->thread, NULL, sig_main, w)) {
@@ -155,7 +164,8 @@ static bool sig_watch_start(sig_watch *w, sigset_t *old_r)
 
 static void sig_watch_stop(sig_watch *w, const sigset_t *old)
 {
-    pthread_cancel(w->thread); /* sigwait is a cancellation point */
+    __atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
+    pthread_kill(w->thread, SIGUSR1);
     pthread_join(w->thread, NULL);
     pthread_sigmask(SIG_SETMASK, old, NULL);
 }
