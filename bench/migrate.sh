@@ -443,9 +443,10 @@ migrations: $busy_failed. $(verify_line "$busy_verified" "$busy_down_med")
 - *Downtime* is the engine's: the source paused for the stop-and-copy
   until the destination reports the guest running; *total* is from the
   request to the end of the commit, as \`xlmig migrate --json\` reports.
-  *Policy estimate*: the stop-and-copy time the pre-copy policy
-  predicted when it decided to stop (last dirty set × 4104 bytes / the
-  last round's bandwidth, from the source agent's \`--verbose\` log).
+  *Policy estimate*: the downtime the pre-copy policy predicted when it
+  decided to stop (last dirty set × 4104 bytes / the last round's
+  bandwidth, plus the commit's two round trips as measured at the
+  handshake; from the source agent's \`--verbose\` log).
 - The floor is two copies (send, receive) on two cores. A sim
   migration now makes three: the sim's save hands each PAGE_DATA
   record to the engine on the same thread (no pipe), which validates
