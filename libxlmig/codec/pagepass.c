@@ -1022,6 +1022,79 @@ static uint32_t count_data_pages(const uint8_t *w, uint32_t count)
 }
 
 /*
+ * The head of a PAGES token for count pfn words at w (nr of them with
+ * data) at out->len: tag, count, the pfn deltas and a zeroed kind map,
+ * with room reserved after it for nr pages.  *o_r: where the pages go,
+ * *map_r: the map's offset.
+ */
+static int enc_token_head(lxm__buf *out, const uint8_t *w, uint32_t count,
+                          uint32_t nr, size_t *o_r, size_t *map_r)
+{
+    uint64_t prev = UINT64_MAX, word, pfn;
+    size_t o, bound;
+    uint32_t i;
+    uint8_t *q;
+    int rc;
+
+    bound = 1 + VARINT_MAX + (size_t)count * VARINT_MAX + (nr + 3) / 4 +
+            (size_t)nr * (LXM_PAGE_SIZE + VARINT_MAX);
+    rc = lxm__buf_reserve(out, bound);
+    if (rc)
+        return rc;
+    q = out->p;
+    o = out->len;
+    q[o++] = TOK_PAGES;
+    o += put_varint(q + o, count);
+    for (i = 0; i < count; i++) {
+        word = lxm__le64(w + 8 * (size_t)i);
+        pfn = word & LXM_PFN_MASK;
+        o += put_varint(q + o, zigzag(pfn - (prev + 1)) << 4 |
+                                   word >> LXM_PFN_TYPE_SHIFT);
+        prev = pfn;
+    }
+    *map_r = o;
+    memset(q + o, 0, (nr + 3) / 4);
+    *o_r = o + (nr + 3) / 4;
+    return 0;
+}
+
+/*
+ * A PAGES token for the record at r (rec_len bytes, nr data pages: nz
+ * zero, nd delta) is in out (tok_len bytes, the refs pointing into r and
+ * out): apply to the cache what the decoder applies after that token,
+ * and count it.
+ */
+static int enc_token_done(lxm__pagepass *pp, const uint8_t *r,
+                          const lxm__buf *out, size_t tok_len, size_t rec_len,
+                          uint32_t nr, uint32_t nz, uint32_t nd)
+{
+    uint32_t i;
+    int rc;
+
+    pp->cache.gen++;
+    for (i = 0; i < nr; i++) {
+        page_ref *ref = &pp->refs[i];
+
+        if (ref->kind == KIND_ZERO) {
+            cache_drop(&pp->cache, ref->pfn);
+            continue;
+        }
+        rc = cache_store(&pp->cache, ref->pfn, r + ref->page_off,
+                         out->p + ref->d_off, ref->d_len,
+                         ref->kind == KIND_DELTA);
+        if (rc)
+            return rc;
+    }
+    pp->st.bytes_out += tok_len;
+    pp->st.bytes_literal += rec_len - (size_t)nr * LXM_PAGE_SIZE;
+    pp->st.pages += nr;
+    pp->st.pages_zero += nz;
+    pp->st.pages_delta += nd;
+    pp->st.pages_raw += nr - nz - nd;
+    return 0;
+}
+
+/*
  * A whole PAGE_DATA record r (rlen = 8 + length bytes; count and
  * reserved field checked): a PAGES token, or LIT when the record does
  * not fit the token format or would not shrink.  The cache changes only
@@ -1033,8 +1106,8 @@ static int enc_page_record(lxm__pagepass *pp, const uint8_t *r, size_t rlen,
     uint32_t count = lxm__le32(r + LXM__RHDR_LEN), i, nr, nz = 0, nd = 0;
     const uint8_t *w = r + LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN;
     const uint8_t *pages = w + 8 * (size_t)count;
-    uint64_t prev = UINT64_MAX, word, pfn, type;
-    size_t mark = out->len, o, map_off, dl, bound;
+    uint64_t word, pfn;
+    size_t mark = out->len, o, map_off, dl;
     bool len_ok;
     uint8_t *q;
     int rc;
@@ -1048,30 +1121,19 @@ static int enc_page_record(lxm__pagepass *pp, const uint8_t *r, size_t rlen,
         if (lxm__le64(w + 8 * (size_t)i) & LXM__PFN_RESERVED_MASK)
             goto literal;
 
-    bound = 1 + VARINT_MAX + (size_t)count * VARINT_MAX + (nr + 3) / 4 +
-            (size_t)nr * (LXM_PAGE_SIZE + VARINT_MAX);
-    rc = lxm__buf_reserve(out, bound);
+    rc = enc_token_head(out, w, count, nr, &o, &map_off);
     if (rc)
         return rc;
     q = out->p;
-    o = mark;
-    q[o++] = TOK_PAGES;
-    o += put_varint(q + o, count);
     nr = 0;
     for (i = 0; i < count; i++) {
         word = lxm__le64(w + 8 * (size_t)i);
         pfn = word & LXM_PFN_MASK;
-        type = word >> LXM_PFN_TYPE_SHIFT;
-        o += put_varint(q + o, zigzag(pfn - (prev + 1)) << 4 | type);
-        prev = pfn;
-        if (type_has_data(type)) {
+        if (type_has_data(word >> LXM_PFN_TYPE_SHIFT)) {
             pp->refs[nr].pfn = pfn;
             pp->refs[nr++].cidx = cache_find(&pp->cache, pfn);
         }
     }
-    map_off = o;
-    memset(q + o, 0, (nr + 3) / 4);
-    o += (nr + 3) / 4;
     for (i = 0; i < nr; i++) {
         const uint8_t *pg = pages + (size_t)i * LXM_PAGE_SIZE;
         page_ref *ref = &pp->refs[i];
@@ -1120,29 +1182,7 @@ static int enc_page_record(lxm__pagepass *pp, const uint8_t *r, size_t rlen,
     if (o - mark >= rlen)
         goto literal;
     out->len = o;
-
-    /* The decoder applies the same updates after this token. */
-    pp->cache.gen++;
-    for (i = 0; i < nr; i++) {
-        page_ref *ref = &pp->refs[i];
-
-        if (ref->kind == KIND_ZERO) {
-            cache_drop(&pp->cache, ref->pfn);
-            continue;
-        }
-        rc = cache_store(&pp->cache, ref->pfn, r + ref->page_off,
-                         out->p + ref->d_off, ref->d_len,
-                         ref->kind == KIND_DELTA);
-        if (rc)
-            return rc;
-    }
-    pp->st.bytes_out += o - mark;
-    pp->st.bytes_literal += rlen - (size_t)nr * LXM_PAGE_SIZE;
-    pp->st.pages += nr;
-    pp->st.pages_zero += nz;
-    pp->st.pages_delta += nd;
-    pp->st.pages_raw += nr - nz - nd;
-    return 0;
+    return enc_token_done(pp, r, out, o - mark, rlen, nr, nz, nd);
 
 literal:
     out->len = mark;
@@ -1402,30 +1442,14 @@ static int rec_stream_done(lxm__pagepass *pp, lxm__buf *out)
     uint32_t count = lxm__le32(r + LXM__RHDR_LEN), i, nr = pp->rec_nr;
     const uint8_t *w = r + LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN;
     const uint8_t *raw = w + 8 * (size_t)count;
-    uint64_t prev = UINT64_MAX, word, pfn;
-    size_t mark = out->len, o, map_off, bound;
+    size_t mark = out->len, o, map_off;
     uint8_t *q;
     int rc;
 
-    bound = 1 + VARINT_MAX + (size_t)count * VARINT_MAX + (nr + 3) / 4 +
-            (size_t)nr * (LXM_PAGE_SIZE + VARINT_MAX);
-    rc = lxm__buf_reserve(out, bound);
+    rc = enc_token_head(out, w, count, nr, &o, &map_off);
     if (rc)
         return rc;
     q = out->p;
-    o = mark;
-    q[o++] = TOK_PAGES;
-    o += put_varint(q + o, count);
-    for (i = 0; i < count; i++) {
-        word = lxm__le64(w + 8 * (size_t)i);
-        pfn = word & LXM_PFN_MASK;
-        o += put_varint(q + o, zigzag(pfn - (prev + 1)) << 4 |
-                                   word >> LXM_PFN_TYPE_SHIFT);
-        prev = pfn;
-    }
-    map_off = o;
-    memset(q + o, 0, (nr + 3) / 4);
-    o += (nr + 3) / 4;
     for (i = 0; i < nr; i++) {
         page_ref *ref = &pp->refs[i];
 
@@ -1451,29 +1475,8 @@ static int rec_stream_done(lxm__pagepass *pp, lxm__buf *out)
         }
     }
     out->len = o;
-
-    /* The decoder applies the same updates after this token. */
-    pp->cache.gen++;
-    for (i = 0; i < nr; i++) {
-        page_ref *ref = &pp->refs[i];
-
-        if (ref->kind == KIND_ZERO) {
-            cache_drop(&pp->cache, ref->pfn);
-            continue;
-        }
-        rc = cache_store(&pp->cache, ref->pfn, r + ref->page_off,
-                         out->p + ref->d_off, ref->d_len,
-                         ref->kind == KIND_DELTA);
-        if (rc)
-            return rc;
-    }
-    pp->st.bytes_out += o - mark;
-    pp->st.bytes_literal += pp->rec_got - (size_t)nr * LXM_PAGE_SIZE;
-    pp->st.pages += nr;
-    pp->st.pages_zero += pp->rec_nz;
-    pp->st.pages_delta += pp->rec_nd;
-    pp->st.pages_raw += nr - pp->rec_nz - pp->rec_nd;
-    return 0;
+    return enc_token_done(pp, r, out, o - mark, pp->rec_got, nr, pp->rec_nz,
+                          pp->rec_nd);
 }
 
 /*
