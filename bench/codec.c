@@ -323,19 +323,6 @@ typedef struct corpus {
 
 static uint64_t synth_mib = 64, sim_mib = 64;
 
-static int buf_sink(void *opaque, const struct iovec *iov, int iovcnt)
-{
-    lxm__buf *b = opaque;
-    int i, rc;
-
-    for (i = 0; i < iovcnt; i++) {
-        rc = lxm__buf_append(b, iov[i].iov_base, iov[i].iov_len);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 static void make_synth(corpus *c)
 {
     lxm__synth_opts o = {
@@ -350,7 +337,7 @@ static void make_synth(corpus *c)
     lxm__buf b = { 0 };
     int rc;
 
-    rc = lxm_stream_writer_new(LXM_FORMAT_XL, buf_sink, &b, NULL, &w);
+    rc = lxm_stream_writer_new(LXM_FORMAT_XL, lxm__buf_sink, &b, NULL, &w);
     if (!rc)
         rc = lxm__synth_write(w, &o);
     lxm_stream_writer_free(w);

@@ -53,6 +53,19 @@ void lxm__buf_dispose(lxm__buf *b)
     b->len = b->cap = 0;
 }
 
+int lxm__buf_sink(void *opaque, const struct iovec *iov, int iovcnt)
+{
+    lxm__buf *b = opaque;
+    int i, rc;
+
+    for (i = 0; i < iovcnt; i++) {
+        rc = lxm__buf_append(b, iov[i].iov_base, iov[i].iov_len);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /*
  * Local variables:
  * mode: C

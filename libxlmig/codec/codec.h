@@ -35,6 +35,9 @@ typedef struct lxm__buf {
 int lxm__buf_reserve(lxm__buf *b, size_t more);
 int lxm__buf_append(lxm__buf *b, const void *p, size_t n);
 void lxm__buf_dispose(lxm__buf *b);
+/* A stream writer's sink (lxm_sink_write_fn) appending to the lxm__buf
+ * opaque: a stream made in memory. */
+int lxm__buf_sink(void *opaque, const struct iovec *iov, int iovcnt);
 
 /* ---- page-aware pre-pass (pagepass.c) ------------------------------ */
 

@@ -53,19 +53,6 @@ lxm__auto_choice lxm__auto_decide(uint64_t link_bps, uint64_t cap_bps,
 static pthread_once_t sample_once = PTHREAD_ONCE_INIT;
 static lxm__buf sample; /* read-only after sample_once; never freed */
 
-static int sample_sink(void *opaque, const struct iovec *iov, int iovcnt)
-{
-    lxm__buf *b = opaque;
-    int i, rc;
-
-    for (i = 0; i < iovcnt; i++) {
-        rc = lxm__buf_append(b, iov[i].iov_base, iov[i].iov_len);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 static void sample_make(void)
 {
     lxm_stream_writer *w = NULL;
@@ -79,7 +66,7 @@ static void sample_make(void)
     so.vcpus = 1;
     so.seed = SAMPLE_SEED;
     so.name = "auto-sample";
-    if (lxm_stream_writer_new(LXM_FORMAT_XL, sample_sink, &b, NULL, &w) ||
+    if (lxm_stream_writer_new(LXM_FORMAT_XL, lxm__buf_sink, &b, NULL, &w) ||
         lxm__synth_write(w, &so)) {
         lxm__buf_dispose(&b);
     } else {
