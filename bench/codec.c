@@ -71,6 +71,8 @@
 #include "libxlmig_internal.h"
 #include "transport/proto.h"
 
+#include "benchutil.h"
+
 extern char **environ;
 
 #define RUNS_MAX 15
@@ -103,27 +105,6 @@ static bool row_used(size_t s, int p)
 
 /* ---- small helpers ------------------------------------------------ */
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-/* Median of v[0..n) (reorders v). */
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void die(const char *fmt, ...) LXM_PRINTF(1, 2)
     __attribute__((noreturn));
@@ -220,7 +201,7 @@ static double pipe_through(char *const argv[], const uint8_t *buf, size_t len,
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 
-    t0 = now();
+    t0 = lxm_bench_now();
     r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     if (r)
@@ -278,7 +259,7 @@ static double pipe_through(char *const argv[], const uint8_t *buf, size_t len,
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
             die("waitpid: %s", strerror(errno));
-    t0 = now() - t0;
+    t0 = lxm_bench_now() - t0;
     if (!WIFEXITED(status) || WEXITSTATUS(status))
         die("%s failed (status 0x%x)", argv[0], status);
     free(scratch);
@@ -616,14 +597,14 @@ static void block_bench(const corpus *c, result *res)
             t[m][rep] = 0;
         s1 = sz1 = sz2 = sz6 = 0;
         for (i = 0; i < n; i++) {
-            t0 = now();
+            t0 = lxm_bench_now();
             memcpy(dst, src[i], BLOCK);
             __asm__ volatile("" : : "r"(dst) : "memory");
-            t1 = now();
+            t1 = lxm_bench_now();
             t[B_MEMCPY][rep] += t1 - t0;
 
             /* stock deflate level 1 */
-            t0 = now();
+            t0 = lxm_bench_now();
             deflateReset(&d);
             d.next_in = (Bytef *)src[i];
             d.avail_in = BLOCK;
@@ -631,68 +612,69 @@ static void block_bench(const corpus *c, result *res)
             d.avail_out = (uInt)cap;
             if (deflate(&d, Z_FINISH) != Z_STREAM_END)
                 die("deflate");
-            t1 = now();
+            t1 = lxm_bench_now();
             t[B_STOCK1][rep] += t1 - t0;
             s1 += d.total_out;
 
             /* ours, zlib:1 */
-            t0 = now();
+            t0 = lxm_bench_now();
             rc = lxm__block_compress(ctx, &z1, src[i], BLOCK, comp, cap, &clen);
-            t1 = now();
+            t1 = lxm_bench_now();
             if (rc || !clen)
                 die("zlib:1 compress: %d", rc);
             t[B_Z1][rep] += t1 - t0;
             sz1 += clen;
 
             /* ours, zlib:2 (igzip level 2) */
-            t0 = now();
+            t0 = lxm_bench_now();
             rc = lxm__block_compress(ctx, &z2, src[i], BLOCK, comp, cap, &clen);
-            t1 = now();
+            t1 = lxm_bench_now();
             if (rc || !clen)
                 die("zlib:2 compress: %d", rc);
             t[B_Z2][rep] += t1 - t0;
             sz2 += clen;
 
             /* ours, the default level: what the decoders then read */
-            t0 = now();
+            t0 = lxm_bench_now();
             rc = lxm__block_compress(ctx, &z6, src[i], BLOCK, comp, cap, &clen);
-            t1 = now();
+            t1 = lxm_bench_now();
             if (rc || !clen)
                 die("zlib compress: %d", rc);
             t[B_Z6][rep] += t1 - t0;
             sz6 += clen;
 
-            t0 = now();
+            t0 = lxm_bench_now();
             inflateReset(&f);
             f.next_in = comp;
             f.avail_in = (uInt)clen;
             f.next_out = dst;
             f.avail_out = BLOCK;
             rc = inflate(&f, Z_FINISH);
-            t1 = now();
+            t1 = lxm_bench_now();
             if (rc != Z_STREAM_END || f.total_out != BLOCK ||
                 memcmp(dst, src[i], BLOCK))
                 die("%s: stock inflate of chunk %zu differs", c->name, i);
             t[B_INF_STOCK][rep] += t1 - t0;
             memset(dst, 1, 64);
 
-            t0 = now();
+            t0 = lxm_bench_now();
             rc = lxm__block_decompress(ctx, LXM__CODEC_ZLIB, comp, clen, dst,
                                        BLOCK);
-            t1 = now();
+            t1 = lxm_bench_now();
             if (rc || memcmp(dst, src[i], BLOCK))
                 die("%s: our inflate of chunk %zu differs", c->name, i);
             t[B_INF_OURS][rep] += t1 - t0;
         }
     }
 
-    res->b_memcpy = res->sample / median(t[B_MEMCPY], runs) / MB;
-    res->b_stock1 = res->sample / median(t[B_STOCK1], runs) / MB;
-    res->b_z1 = res->sample / median(t[B_Z1], runs) / MB;
-    res->b_z2 = res->sample / median(t[B_Z2], runs) / MB;
-    res->b_z6 = res->sample / median(t[B_Z6], runs) / MB;
-    res->b_inf_stock = res->sample / median(t[B_INF_STOCK], runs) / MB;
-    res->b_inf_ours = res->sample / median(t[B_INF_OURS], runs) / MB;
+    res->b_memcpy = res->sample / lxm_bench_median(t[B_MEMCPY], runs) / MB;
+    res->b_stock1 = res->sample / lxm_bench_median(t[B_STOCK1], runs) / MB;
+    res->b_z1 = res->sample / lxm_bench_median(t[B_Z1], runs) / MB;
+    res->b_z2 = res->sample / lxm_bench_median(t[B_Z2], runs) / MB;
+    res->b_z6 = res->sample / lxm_bench_median(t[B_Z6], runs) / MB;
+    res->b_inf_stock =
+        res->sample / lxm_bench_median(t[B_INF_STOCK], runs) / MB;
+    res->b_inf_ours = res->sample / lxm_bench_median(t[B_INF_OURS], runs) / MB;
     res->r_stock1 = (double)res->sample / s1;
     res->r_z1 = (double)res->sample / sz1;
     res->r_z2 = (double)res->sample / sz2;
@@ -749,13 +731,13 @@ static double encode(const corpus *c, const lxm__codec_spec *spec, bool prepass,
     int rc;
 
     out->len = 0;
-    t0 = now();
+    t0 = lxm_bench_now();
     rc = lxm__encoder_new(&o, &e);
     for (off = 0; !rc && off < c->len; off += FEED)
         rc = lxm__encoder_feed(e, c->buf + off, LXM_MIN(FEED, c->len - off));
     if (!rc)
         rc = lxm__encoder_finish(e);
-    t0 = now() - t0;
+    t0 = lxm_bench_now() - t0;
     if (rc)
         die("%s: encode: %s", c->name, lxm_strerror(rc));
     lxm__encoder_get_stats(e, st);
@@ -780,14 +762,14 @@ static double decode(const corpus *c, const lxm__buf *frames,
     double t0;
     int rc;
 
-    t0 = now();
+    t0 = lxm_bench_now();
     rc = lxm__decoder_new(&o, &d);
     for (off = 0; !rc && off < frames->len; off += DFEED)
         rc = lxm__decoder_feed(d, frames->p + off,
                                LXM_MIN(DFEED, frames->len - off));
     if (!rc)
         rc = lxm__decoder_finish(d);
-    t0 = now() - t0;
+    t0 = lxm_bench_now() - t0;
     if (rc)
         die("%s: decode: %s", c->name, lxm_strerror(rc));
     if (s.off != c->len)
@@ -821,10 +803,10 @@ static void pipeline_bench(const corpus *c, result *res)
     for (rep = 0; rep < runs; rep++) {
         fprintf(stderr, "bench/codec: %s: pipeline run %d/%d\n", c->name,
                 rep + 1, runs);
-        t0 = now();
+        t0 = lxm_bench_now();
         memcpy(dst, c->buf, c->len);
         __asm__ volatile("" : : "r"(dst) : "memory");
-        tm[rep] = now() - t0;
+        tm[rep] = lxm_bench_now() - t0;
 
         tz[rep] = pipe_through(zargv, c->buf, c->len, NULL, &res->zf_bytes);
 
@@ -840,16 +822,16 @@ static void pipeline_bench(const corpus *c, result *res)
                         r->dec[rep] = decode(c, &out, th[k]);
                 }
     }
-    res->p_memcpy = c->len / median(tm, runs) / MB;
-    res->zf_mbs = c->len / median(tz, runs) / MB;
+    res->p_memcpy = c->len / lxm_bench_median(tm, runs) / MB;
+    res->zf_mbs = c->len / lxm_bench_median(tz, runs) / MB;
     for (s = 0; s < NSPECS; s++)
         for (p = 0; p < 2; p++)
             for (k = 0; k < 2 && row_used(s, p); k++) {
                 prow *r = &res->rows[s][p];
 
-                r->enc_mbs[k] = c->len / median(r->enc[k], runs) / MB;
+                r->enc_mbs[k] = c->len / lxm_bench_median(r->enc[k], runs) / MB;
                 if (k == 1)
-                    r->dec_mbs = c->len / median(r->dec, runs) / MB;
+                    r->dec_mbs = c->len / lxm_bench_median(r->dec, runs) / MB;
             }
     lxm__buf_dispose(&out);
     free(dst);
@@ -876,23 +858,23 @@ static void feed_region(lxm__pagepass *pp, const uint8_t *p, size_t len,
 
         n = LXM_MIN(FEED, len - off);
         if (copy_first) {
-            t0 = now();
+            t0 = lxm_bench_now();
             memcpy(dst + off, p + off, n);
             __asm__ volatile("" : : "r"(dst) : "memory");
-            t1 = now();
+            t1 = lxm_bench_now();
             *tm_r += t1 - t0;
         }
-        t1 = now();
+        t1 = lxm_bench_now();
         rc = lxm__pagepass_feed(pp, p + off, n, out);
-        t2 = now();
+        t2 = lxm_bench_now();
         if (rc)
             die("pre-pass: %s", lxm_strerror(rc));
         *tp_r += t2 - t1;
         if (!copy_first) {
-            t0 = now();
+            t0 = lxm_bench_now();
             memcpy(dst + off, p + off, n);
             __asm__ volatile("" : : "r"(dst) : "memory");
-            t1 = now();
+            t1 = lxm_bench_now();
             *tm_r += t1 - t0;
         }
     }
@@ -937,8 +919,8 @@ static void resent_bench(const corpus *c, result *res)
         if (rep + 1 < runs)
             out.len = 0;
     }
-    res->rs_mbs = len / median(tp, runs) / MB;
-    res->rs_memcpy_mbs = len / median(tm, runs) / MB;
+    res->rs_mbs = len / lxm_bench_median(tp, runs) / MB;
+    res->rs_memcpy_mbs = len / lxm_bench_median(tm, runs) / MB;
 
     /* What the block codec makes of those tokens (the default zlib). */
     comp = xmalloc(cap);
@@ -1256,7 +1238,7 @@ int main(int argc, char **argv)
     char top[PATH_MAX], shared[PATH_MAX], lab[PATH_MAX], path[PATH_MAX + 64];
     char cmd[2048] = "bench/codec";
     char *slash;
-    double t0 = now();
+    double t0 = lxm_bench_now();
     int a, n = 0, i;
     ssize_t l;
 
@@ -1350,7 +1332,7 @@ int main(int argc, char **argv)
     for (i = 0; i < n; i++) {
         corpus *c = &cs[i];
         result *r = &rs[i];
-        double tc = now();
+        double tc = lxm_bench_now();
 
         if ((c->kind == CORPUS_ZST || c->kind == CORPUS_FILE) &&
             !is_file(c->path)) {
@@ -1375,8 +1357,8 @@ int main(int argc, char **argv)
         free(c->buf);
         c->buf = NULL;
         fprintf(stderr, "bench/codec: %s: done in %.1f s\n", c->name,
-                now() - tc);
+                lxm_bench_now() - tc);
     }
-    print_report(cs, rs, n, cmd, now() - t0);
+    print_report(cs, rs, n, cmd, lxm_bench_now() - t0);
     return 0;
 }

@@ -27,26 +27,8 @@
 
 #include "libxlmig.h"
 
-static double now(void)
-{
-    struct timespec ts;
+#include "benchutil.h"
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static uint8_t *load(const char *path, size_t *len_r)
 {
@@ -98,7 +80,7 @@ static double read_pass(const uint8_t *buf, size_t len, size_t chunk,
     }
     if (lxm_stream_reader_new(&o, &r))
         exit(1);
-    t0 = now();
+    t0 = lxm_bench_now();
     for (off = 0; off < len; off += used) {
         size_t n = len - off < chunk ? len - off : chunk;
         const uint8_t *p = buf + off;
@@ -115,7 +97,7 @@ static double read_pass(const uint8_t *buf, size_t len, size_t chunk,
     }
     if (lxm_stream_reader_finish(r))
         exit(1);
-    t = now() - t0;
+    t = lxm_bench_now() - t0;
     lxm_stream_reader_free(r);
     lxm_stream_stats_free(s);
     return t;
@@ -164,19 +146,19 @@ int main(int argc, char **argv)
 
         /* Interleave the four so drift hits them alike. */
         for (i = 0; i < runs; i++) {
-            double t0 = now();
+            double t0 = lxm_bench_now();
 
             memcpy(dst, buf, len);
             __asm__ volatile("" : : "r"(dst) : "memory");
-            tm[i] = now() - t0;
+            tm[i] = lxm_bench_now() - t0;
             tp[i] = read_pass(buf, len, chunk, false, bounce);
             tr[i] = read_pass(buf, len, chunk, false, NULL);
             ts[i] = read_pass(buf, len, chunk, true, NULL);
         }
-        gm = len / median(tm, runs) / 1e9;
-        gp = len / median(tp, runs) / 1e9;
-        gr = len / median(tr, runs) / 1e9;
-        gs = len / median(ts, runs) / 1e9;
+        gm = len / lxm_bench_median(tm, runs) / 1e9;
+        gp = len / lxm_bench_median(tp, runs) / 1e9;
+        gr = len / lxm_bench_median(tr, runs) / 1e9;
+        gs = len / lxm_bench_median(ts, runs) / 1e9;
         printf("| %.*s | %zu | %.2f | %.2f | %.1f | %.2f | %.2f |\n",
                (int)(eq - argv[a]), argv[a], len, gm, gp, gr, gs, gp / gm);
         fflush(stdout);

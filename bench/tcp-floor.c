@@ -32,23 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define RUNS_MAX 64
 #define SRC_MAX (64u << 20)
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
 
 /* "1G", "256M", "4096": bytes; 0 on a malformed size. */
 static uint64_t parse_size(const char *s)
@@ -176,7 +164,7 @@ static double one_run(const uint8_t *src, size_t src_len, uint64_t bytes,
         perror("tcp-floor: socket");
         goto out;
     }
-    t0 = now();
+    t0 = lxm_bench_now();
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         perror("tcp-floor: connect");
         goto out;
@@ -203,7 +191,7 @@ static double one_run(const uint8_t *src, size_t src_len, uint64_t bytes,
         fprintf(stderr, "tcp-floor: no answer from the receiver\n");
         goto out;
     }
-    t = now() - t0;
+    t = lxm_bench_now() - t0;
 
 out:
     if (fd >= 0)
@@ -274,8 +262,7 @@ int main(int argc, char **argv)
         }
         bps[a] = (double)bytes / t[a];
     }
-    qsort(bps, (size_t)runs, sizeof(bps[0]), cmp_double);
-    med = runs % 2 ? bps[runs / 2] : (bps[runs / 2 - 1] + bps[runs / 2]) / 2;
+    med = lxm_bench_median(bps, runs); /* sorts: bps[0] is the minimum */
     if (json)
         printf("{\"bytes\":%" PRIu64 ",\"runs\":%d,\"chunk\":%" PRIu64
                ",\"median_bytes_per_s\":%.0f,\"min_bytes_per_s\":%.0f"
