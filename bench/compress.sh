@@ -58,21 +58,8 @@ made_ns=()
 say() { printf 'bench-compress: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
 
-stop_agents() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    pids=()
-}
+. "$top/scripts/agents.sh"
+stop_agents() { lxm_stop_pids; }
 cleanup() {
     local n
     stop_agents
@@ -116,15 +103,13 @@ start_host() {
         --listen "$listen" --ready-file "$d/ready" --sim-memory 4G \
         --config "$d/none.conf" --verbose 2>>"$d/xlmigd.log" &
     pids+=($!)
-    for _ in $(seq 100); do
-        [ -f "$d/ready" ] && break
-        kill -0 "${pids[-1]}" 2>/dev/null ||
-            { cat "$d/xlmigd.log" >&2; die "xlmigd $h did not start"; }
-        sleep 0.1
-    done
-    [ -f "$d/ready" ] || die "xlmigd $h not ready in 10 s"
-    ctl[$h]=$(sed -n 's/^control=//p' "$d/ready")
-    addr[$h]=$(sed -n 's/^listen=//p' "$d/ready")
+    lxm_wait_ready "${pids[-1]}" "$d" || {
+        [ $? = 1 ] || die "xlmigd $h not ready in 10 s"
+        cat "$d/xlmigd.log" >&2
+        die "xlmigd $h did not start"
+    }
+    ctl[$h]=$LXM_CTL
+    addr[$h]=$LXM_ADDR
 }
 
 make_link() {

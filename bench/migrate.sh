@@ -60,19 +60,9 @@ bench_dir=${LXM_BENCH_DIR:-/dev/shm}
 tmp=$(mktemp -d "$bench_dir/xlmig-bench.XXXXXX")
 bench_fs=$(stat -f -c %T "$tmp" 2>/dev/null || echo unknown)
 pids=()
+. "$top/scripts/agents.sh"
 cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    lxm_stop_pids
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -115,15 +105,14 @@ start_host() {
         --listen 127.0.0.1:0 --ready-file "$d/ready" --sim-memory 4G \
         --verbose 2>"$d/xlmigd.log" &
     pids+=($!)
-    for _ in $(seq 100); do
-        [ -f "$d/ready" ] && break
-        kill -0 "${pids[-1]}" 2>/dev/null ||
-            { say "xlmigd $h failed:"; cat "$d/xlmigd.log" >&2; exit 1; }
-        sleep 0.1
-    done
-    [ -f "$d/ready" ] || { say "xlmigd $h not ready in 10 s"; exit 1; }
-    ctl[$h]=$(sed -n 's/^control=//p' "$d/ready")
-    addr[$h]=$(sed -n 's/^listen=//p' "$d/ready")
+    lxm_wait_ready "${pids[-1]}" "$d" || {
+        [ $? = 1 ] || { say "xlmigd $h not ready in 10 s"; exit 1; }
+        say "xlmigd $h failed:"
+        cat "$d/xlmigd.log" >&2
+        exit 1
+    }
+    ctl[$h]=$LXM_CTL
+    addr[$h]=$LXM_ADDR
 }
 
 # Bytes of the non-zero pages of a freshly created sim guest: the sim

@@ -21,20 +21,9 @@ done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/xlmig-demo.XXXXXX")
 pids=()
+. scripts/agents.sh
 cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        # Bounded: xlmigd stops in well under its 25 s worst case here.
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    lxm_stop_pids
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -57,15 +46,14 @@ start_host() {
         --listen 127.0.0.1:0 --ready-file "$d/ready" --sim-memory 4G \
         2>"$d/xlmigd.log" &
     pids+=($!)
-    for _ in $(seq 100); do
-        [ -f "$d/ready" ] && break
-        kill -0 "${pids[-1]}" 2>/dev/null ||
-            { echo "demo: xlmigd $h failed:" >&2; cat "$d/xlmigd.log" >&2; exit 1; }
-        sleep 0.1
-    done
-    [ -f "$d/ready" ] || { echo "demo: xlmigd $h not ready in 10 s" >&2; exit 1; }
-    ctl[$h]=$(sed -n 's/^control=//p' "$d/ready")
-    addr[$h]=$(sed -n 's/^listen=//p' "$d/ready")
+    lxm_wait_ready "${pids[-1]}" "$d" || {
+        [ $? = 1 ] || { echo "demo: xlmigd $h not ready in 10 s" >&2; exit 1; }
+        echo "demo: xlmigd $h failed:" >&2
+        cat "$d/xlmigd.log" >&2
+        exit 1
+    }
+    ctl[$h]=$LXM_CTL
+    addr[$h]=$LXM_ADDR
     printf '%-3s control %s, peers on %s\n' "$h" "${ctl[$h]}" "${addr[$h]}"
 }
 
