@@ -85,12 +85,12 @@ struct xlmigd_conn {
     bool control;  /* came in on the unix control socket */
 
     /* Protected by d->lock. */
-    xlmigd_conn *next;            /* d->conns list */
-    bool busy;                    /* serving a request: not shut down at
+    xlmigd_conn *next;              /* d->conns list */
+    bool busy;                      /* serving a request: not shut down at
                                 * once on stop */
-    bool sending;                 /* running lxm__migrate_send */
-    char mig_name[LXM__NAME_MAX]; /* while sending: the domain's name */
-    uint32_t mig_domid;           /* and domid (0: not known) */
+    bool sending;                   /* running lxm__migrate_send */
+    char mig_domain[LXM__NAME_MAX]; /* while sending: the domain asked
+                                     * for (name or domid) */
 
     /* Written with __atomic stores (stop, progress), read by the engine. */
     lxm__migrate_cancel cancel;

@@ -329,7 +329,6 @@ out:
 static int req_migrate(xlmigd_conn *xc, yajl_val req)
 {
     xlmigd *d = xc->d;
-    lxm__domain_info di;
     lxm__migrate_opts opts;
     lxm__migrate_report rep;
     progress_ctx ctx;
@@ -412,15 +411,9 @@ static int req_migrate(xlmigd_conn *xc, yajl_val req)
     pthread_mutex_unlock(&xc->send_lock);
     lxm__conn_set_timeout(xc->c, EVENT_SEND_TIMEOUT_MS);
 
-    /* Who "cancel" matches: the name and domid (or what was asked). */
-    if (d->ops->domain_info(d->b, dom, &di)) {
-        memset(&di, 0, sizeof(di));
-        snprintf(di.name, sizeof(di.name), "%s", dom);
-    }
     pthread_mutex_lock(&d->lock);
     __atomic_store_n(&xc->cancel.requested, 0, __ATOMIC_SEQ_CST);
-    snprintf(xc->mig_name, sizeof(xc->mig_name), "%s", di.name);
-    xc->mig_domid = di.domid;
+    snprintf(xc->mig_domain, sizeof(xc->mig_domain), "%s", dom);
     xc->sending = true;
     stopping = d->stopping;
     pthread_mutex_unlock(&d->lock);
@@ -469,21 +462,29 @@ static int req_migrate(xlmigd_conn *xc, yajl_val req)
 static int req_cancel(xlmigd_conn *xc, yajl_val req)
 {
     xlmigd *d = xc->d;
+    lxm__domain_info di;
     xlmigd_conn *o;
     const char *dom;
-    char id[16];
+    char id[16] = "";
     unsigned int n = 0;
     yajl_gen g;
 
     dom = want_domain(xc, req, "cancel");
     if (!dom)
         return 0;
+    /* A migration asked for by name matches a cancel by domid and the
+     * other way round: the domain's name and domid, here (rare) rather
+     * than in every migrate. */
+    memset(&di, 0, sizeof(di));
+    if (!d->ops->domain_info(d->b, dom, &di))
+        snprintf(id, sizeof(id), "%" PRIu32, di.domid);
     pthread_mutex_lock(&d->lock);
     for (o = d->conns; o; o = o->next) {
         if (!o->sending)
             continue;
-        snprintf(id, sizeof(id), "%" PRIu32, o->mig_domid);
-        if (strcmp(o->mig_name, dom) && (!o->mig_domid || strcmp(id, dom)))
+        if (strcmp(o->mig_domain, dom) &&
+            (!di.name[0] || strcmp(o->mig_domain, di.name)) &&
+            (!id[0] || strcmp(o->mig_domain, id)))
             continue;
         cancel_request(o);
         n++;
