@@ -43,6 +43,7 @@
 #include <xxhash.h>
 
 #include "backend/backend.h"
+#include "migrate/migrate.h"
 
 #include "test.h"
 
@@ -532,14 +533,6 @@ static void *release_reaper(void *arg)
     return NULL;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 START_TEST(test_destroy_reaps)
 {
     char *dir = make_dir();
@@ -561,9 +554,9 @@ START_TEST(test_destroy_reaps)
     ck_assert_uint_eq(hi.free_memory, 96 * MiB);
 
     ck_assert_int_eq(pthread_create(&t, NULL, release_reaper, &rr), 0);
-    t0 = now_ms();
+    t0 = lxm__migrate_now_ms();
     a = create(b, "big2", 64 * MiB, 0, 0, LXM__GUEST_PV);
-    ck_assert_uint_ge(now_ms() - t0, 250);
+    ck_assert_uint_ge(lxm__migrate_now_ms() - t0, 250);
     pthread_join(t, NULL);
     ck_assert_int_eq(ops->destroy(b, a), 0);
 

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "xlmigd.h"
 
@@ -34,13 +33,6 @@
 /* A client that does not read its events for this long is gone. */
 #define EVENT_SEND_TIMEOUT_MS 5000
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Send g (NULL: out of memory, an ERROR instead) as the REPLY. */
 static int send_reply(xlmigd_conn *xc, yajl_gen g)
@@ -291,7 +283,7 @@ static void progress_event(void *opaque, const lxm__migrate_progress *p)
 {
     progress_ctx *ctx = opaque;
     xlmigd_conn *xc = ctx->xc;
-    uint64_t now = now_ms();
+    uint64_t now = lxm__migrate_now_ms();
     yajl_gen g;
 
     pthread_mutex_lock(&xc->send_lock);
