@@ -655,7 +655,8 @@ typedef enum dec_state {
 typedef struct page_ref {
     uint64_t pfn;
     uint8_t kind;
-    size_t page_off; /* encoder: in the record; decoder: raw page in token */
+    size_t page_off; /* encoder: in the record; decoder: a raw
+                        * page in the token, then in the record */
     size_t d_off;    /* delta runs: encoder in out, decoder in the token */
     uint32_t d_len;
     uint32_t cidx; /* encoder: cache entry before this token, or NIL */
@@ -1059,14 +1060,14 @@ static int enc_token_head(lxm__buf *out, const uint8_t *w, uint32_t count,
 }
 
 /*
- * A PAGES token for the record at r (rec_len bytes, nr data pages: nz
- * zero, nd delta) is in out (tok_len bytes, the refs pointing into r and
- * out): apply to the cache what the decoder applies after that token,
- * and count it.
+ * After a PAGES token, encoder and decoder update their caches the same
+ * way (so that they stay equal) and count its record (rec_len bytes, nr
+ * data pages: nz zero, nd delta).  Page i is at pages + refs[i].page_off,
+ * its delta runs at runs + refs[i].d_off.
  */
-static int enc_token_done(lxm__pagepass *pp, const uint8_t *r,
-                          const lxm__buf *out, size_t tok_len, size_t rec_len,
-                          uint32_t nr, uint32_t nz, uint32_t nd)
+static int token_done(lxm__pagepass *pp, const uint8_t *pages,
+                      const uint8_t *runs, size_t rec_len, uint32_t nr,
+                      uint32_t nz, uint32_t nd)
 {
     uint32_t i;
     int rc;
@@ -1079,13 +1080,12 @@ static int enc_token_done(lxm__pagepass *pp, const uint8_t *r,
             cache_drop(&pp->cache, ref->pfn);
             continue;
         }
-        rc = cache_store(&pp->cache, ref->pfn, r + ref->page_off,
-                         out->p + ref->d_off, ref->d_len,
-                         ref->kind == KIND_DELTA);
+        rc =
+            cache_store(&pp->cache, ref->pfn, pages + ref->page_off,
+                        runs + ref->d_off, ref->d_len, ref->kind == KIND_DELTA);
         if (rc)
             return rc;
     }
-    pp->st.bytes_out += tok_len;
     pp->st.bytes_literal += rec_len - (size_t)nr * LXM_PAGE_SIZE;
     pp->st.pages += nr;
     pp->st.pages_zero += nz;
@@ -1182,7 +1182,8 @@ static int enc_page_record(lxm__pagepass *pp, const uint8_t *r, size_t rlen,
     if (o - mark >= rlen)
         goto literal;
     out->len = o;
-    return enc_token_done(pp, r, out, o - mark, rlen, nr, nz, nd);
+    pp->st.bytes_out += o - mark;
+    return token_done(pp, r, out->p, rlen, nr, nz, nd);
 
 literal:
     out->len = mark;
@@ -1475,8 +1476,8 @@ static int rec_stream_done(lxm__pagepass *pp, lxm__buf *out)
         }
     }
     out->len = o;
-    return enc_token_done(pp, r, out, o - mark, pp->rec_got, nr, pp->rec_nz,
-                          pp->rec_nd);
+    pp->st.bytes_out += o - mark;
+    return token_done(pp, r, out->p, pp->rec_got, nr, pp->rec_nz, pp->rec_nd);
 }
 
 /*
@@ -1835,28 +1836,14 @@ static int dec_pages(lxm__pagepass *pp, const uint8_t *t, lxm__buf *out)
             nd++;
             break;
         }
+        /* From here the page is in the record (token_done()). */
+        ref->page_off = (size_t)i * LXM_PAGE_SIZE;
     }
-    pp->cache.gen++;
-    pg = q + 16 + 8 * (size_t)count;
-    for (i = 0; i < nr; i++, pg += LXM_PAGE_SIZE) {
-        page_ref *ref = &pp->refs[i];
-
-        if (ref->kind == KIND_ZERO) {
-            cache_drop(&pp->cache, ref->pfn);
-            continue;
-        }
-        rc = cache_store(&pp->cache, ref->pfn, pg, t + ref->d_off, ref->d_len,
-                         ref->kind == KIND_DELTA);
-        if (rc)
-            return rc;
-    }
+    rc = token_done(pp, q + 16 + 8 * (size_t)count, t, rlen, nr, nz, nd);
+    if (rc)
+        return rc;
     out->len += rlen;
     pp->st.bytes_in += rlen;
-    pp->st.bytes_literal += rlen - (size_t)nr * LXM_PAGE_SIZE;
-    pp->st.pages += nr;
-    pp->st.pages_zero += nz;
-    pp->st.pages_delta += nd;
-    pp->st.pages_raw += nr - nz - nd;
     return 0;
 }
 
