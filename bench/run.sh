@@ -15,6 +15,23 @@ out="$top/docs/benchmarks.md"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# section NAME MISSING CMD...: CMD prints a markdown section ("## bench/
+# NAME ..."), appended to $out.  When it fails, that is said loudly and
+# in the document: "## bench/NAME", then "MISSING this `make bench`:"
+# and the last line of its stderr.
+section() {
+    local name=$1 missing=$2 text
+    shift 2
+    if text=$("$@" 2> >(tee "$tmp/$name.err" >&2)); then
+        printf '\n%s\n' "$text" >> "$out"
+        echo "bench: wrote the $name section to $out" >&2
+    else
+        echo "bench: FAILED: bench/$name could not run (see above)" >&2
+        printf '\n## bench/%s\n\n%s this `make bench`: %s\n' "$name" \
+            "$missing" "$(tail -1 "$tmp/$name.err")" >> "$out"
+    fi
+}
+
 corpora=()
 for img in pv-128m pvh-128m; do
     if [ -f "$shared/$img.save.zst" ]; then
@@ -73,15 +90,7 @@ echo "bench: wrote $out" >&2
 # When it cannot run, that is said loudly and in the document.
 echo "bench: host evacuation (4 sim hosts in network namespaces," \
     "batch 10 vs 1; many minutes at full size)..." >&2
-if evacuate_section=$(bash "$top/bench/evacuate.sh" \
-    2> >(tee "$tmp/evacuate.err" >&2)); then
-    printf '\n%s\n' "$evacuate_section" >> "$out"
-    echo "bench: wrote the evacuation section to $out" >&2
-else
-    echo "bench: FAILED: bench/evacuate.sh could not run (see above)" >&2
-    printf '\n## bench/evacuate\n\nNot run by this `make bench`: %s\n' \
-        "$(tail -1 "$tmp/evacuate.err")" >> "$out"
-fi
+section evacuate "Not run by" bash "$top/bench/evacuate.sh"
 
 # ---- Stream codecs (issue 5, item 7): bench/codec ---------------------
 # Corpora: the real images in ../shared/xen-streams and the Xen lab's
@@ -92,15 +101,7 @@ fi
 # its own "## bench/codec" section, PASS/FAIL per goal included; a goal
 # that fails is a FAIL in the table, not a failed run.  A few minutes.
 echo "bench: stream codecs (bench/codec; a few minutes)..." >&2
-if codec_section=$("$top/bench/codec" --runs 3 --threads 2 \
-    2> >(tee "$tmp/codec.err" >&2)); then
-    printf '\n%s\n' "$codec_section" >> "$out"
-    echo "bench: wrote the codec section to $out" >&2
-else
-    echo "bench: FAILED: bench/codec (see above)" >&2
-    printf '\n## bench/codec\n\nFailed in this `make bench`: %s\n' \
-        "$(tail -1 "$tmp/codec.err")" >> "$out"
-fi
+section codec "Failed in" "$top/bench/codec" --runs 3 --threads 2
 
 # ---- Stream compression, whole migrations (issue 5, item 4): ----------
 # bench/compress.sh.  auto vs none (lz4, zstd for information) over
@@ -110,12 +111,4 @@ fi
 # when it cannot run, that is said loudly and in the document.
 echo "bench: compression in whole migrations (bench/compress.sh;" \
     "loopback and 1 Gbit/s, several minutes)..." >&2
-if compress_section=$(bash "$top/bench/compress.sh" \
-    2> >(tee "$tmp/compress.err" >&2)); then
-    printf '\n%s\n' "$compress_section" >> "$out"
-    echo "bench: wrote the compress section to $out" >&2
-else
-    echo "bench: FAILED: bench/compress.sh could not run (see above)" >&2
-    printf '\n## bench/compress\n\nNot run by this `make bench`: %s\n' \
-        "$(tail -1 "$tmp/compress.err")" >> "$out"
-fi
+section compress "Not run by" bash "$top/bench/compress.sh"
