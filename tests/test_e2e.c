@@ -897,6 +897,34 @@ START_TEST(test_compress_auto_peer_without_probe)
 }
 END_TEST
 
+/* The pre-pass token version follows the destination's HELLO: 2 to an
+ * agent listing "codec:pages2", 1 to one of before it (here: --codecs
+ * with "pages1"), and both decode to the same guest. */
+START_TEST(test_compress_prepass_versions)
+{
+    agent *a = agent_new("h1"), *b = agent_new("h2");
+    yajl_val v;
+
+    b->extra[0] = "--codecs";
+    b->extra[1] = "zlib,pages1";
+    lxm_test_agent_start(a, NULL, NULL);
+    lxm_test_agent_start(b, NULL, NULL);
+    sim_create(a, "vm1", "--memory 24M --dirty-rate 2000 --working-set 4M");
+    v = migrate_codec(a, b, "zlib", "zlib:6");
+    ck_assert_int_eq(lxm__jint(v, "prepass_version", -1), 1);
+    ck_assert_int_gt(lxm__jint(v, "frames_compressed", 0), 0);
+    yajl_tree_free(v);
+    v = migrate_codec(b, a, "zlib", "zlib:6");
+    ck_assert_int_eq(lxm__jint(v, "prepass_version", -1), 2);
+    yajl_tree_free(v);
+    v = migrate_codec(a, b, "none", "none");
+    ck_assert_int_eq(lxm__jint(v, "prepass_version", -1), 0);
+    yajl_tree_free(v);
+    agent_done(a);
+    agent_done(b);
+}
+END_TEST
+
 /* A destination that lists no codec in its HELLO gets the stream
  * uncompressed, with a warning in the report and the source's log. */
 START_TEST(test_compress_peer_without_codecs)
@@ -1052,6 +1080,7 @@ Suite *lxm_test_e2e_suite(void)
     tcase_add_test(tc, test_compress_every_codec);
     tcase_add_test(tc, test_compress_auto_and_config);
     tcase_add_test(tc, test_compress_auto_peer_without_probe);
+    tcase_add_test(tc, test_compress_prepass_versions);
     tcase_add_test(tc, test_compress_peer_without_codecs);
     tcase_add_test(tc, test_compress_corrupt_frame);
     tcase_add_test(tc, test_compress_bad_values);

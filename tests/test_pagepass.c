@@ -13,9 +13,13 @@
  *               bytes after END: byte-exact, never an encoder error
  *   images      real Xen images when present (../shared/xen-streams,
  *               .cache/xen-lab/streams); skipped with a note otherwise
+ *   zero        version 2: pages sent as zero, then written in a few
+ *               places, go as deltas against zeros (raw in version 1);
+ *               the set of zero pfns is bounded
  *   corrupt     truncation, bad pfn, bad lengths, bad kind, delta of a
- *               pfn never sent, wrong cache size: LXM_ERROR_CORRUPT with
- *               a log line naming the token offset
+ *               pfn never sent (or, in version 1, sent as zero), bad
+ *               version, wrong cache size: LXM_ERROR_CORRUPT with a log
+ *               line naming the token offset
  */
 #define _GNU_SOURCE /* asprintf */
 #include <dirent.h>
@@ -694,7 +698,8 @@ START_TEST(test_corrupt_handmade)
     n = build(b, no_end, sizeof(no_end));
     expect_corrupt(b, n, "no END");
     expect_corrupt((const uint8_t *)"LXQ\1", 4, "bad magic");
-    expect_corrupt((const uint8_t *)"LXP\2\1", 5, "bad version");
+    expect_corrupt((const uint8_t *)"LXP\3\x80\x80\x01\0", 8, "bad version");
+    expect_corrupt((const uint8_t *)"LXP\0\x80\x80\x01\0", 8, "version 0");
     /* Cache size 1 page, decoder has the default. */
     expect_corrupt((const uint8_t *)"LXP\1\1\0", 6, "cache size mismatch");
 
@@ -732,6 +737,126 @@ START_TEST(test_corrupt_handmade)
         m = build(b, body, n + sizeof(too_long));
         expect_corrupt(b, m, "delta length 3840");
     }
+
+    /* pfn 5 sent as zero (kind 0), then as a delta.  Version 1: not in
+     * the cache, corrupt; version 2: against a page of zeros. */
+    {
+        static const uint8_t zero_then_delta[] = {
+            2, 1, 0xa0, 0x01, 0x00,                /* pfn 5 zero */
+            2, 1, 0xa0, 0x01, 0x02, 3, 7, 1, 0x5a, /* pfn 5 delta */
+            0,
+        };
+        lxm__buf out = { 0 };
+        size_t m;
+
+        m = build(b, zero_then_delta, sizeof(zero_then_delta));
+        expect_corrupt(b, m, "version 1: delta of a pfn sent as zero");
+        b[3] = 2;
+        ck_assert_int_eq(decode(b, m, 1, 0, NULL, &out, NULL), 0);
+        ck_assert_uint_eq(out.len, 2 * (16 + 8 + LXM_PAGE_SIZE));
+        for (size_t i = 0; i < LXM_PAGE_SIZE; i++)
+            ck_assert_uint_eq(out.p[out.len - LXM_PAGE_SIZE + i],
+                              i == 7 ? 0x5a : 0);
+        lxm__buf_dispose(&out);
+        /* version 2, a delta of a pfn never sent is still corrupt */
+        m = build(b, never_sent, sizeof(never_sent));
+        b[3] = 2;
+        expect_corrupt(b, m, "version 2: delta of a pfn never sent");
+    }
+}
+END_TEST
+
+/*
+ * Pages first sent as zero, then written in a few places (memory a
+ * guest allocates and fills in), as version 2 and version 1 encode
+ * them: deltas against zeros in v2, raw in v1; byte-exact both.  With
+ * a small cache, the pfns in bitmaps past the set's bound (16 bitmaps
+ * of 32768 pfns) are not known to be zero and go raw.
+ */
+#define ZB_PAGES 40u
+
+static void make_zero_then_written(lxm_test_buf *b, uint64_t pfn_stride)
+{
+    lxm__guest_desc g = {
+        .guest_type = LXM_GUEST_X86_HVM,
+        .memory_bytes = 64 << 20,
+        .vcpus = 1,
+        .seed = 3,
+        .name = "zero-written",
+    };
+    static uint8_t mem[ZB_PAGES][LXM_PAGE_SIZE];
+    lxm_stream_writer *w = NULL;
+    uint64_t words[ZB_PAGES];
+    const void *pages[ZB_PAGES];
+    uint32_t round, i;
+
+    memset(mem, 0, sizeof(mem));
+    memset(b, 0, sizeof(*b));
+    for (i = 0; i < ZB_PAGES; i++) {
+        words[i] = LXM_PFN_WORD(i * pfn_stride, LXM_PAGE_NOTAB);
+        pages[i] = mem[i];
+    }
+    ck_assert_int_eq(
+        lxm_stream_writer_new(LXM_FORMAT_XL, lxm_test_buf_sink, b, NULL, &w),
+        0);
+    ck_assert_int_eq(lxm__guest_stream_begin(w, &g), 0);
+    for (round = 0; round < 3; round++) {
+        for (i = 0; round && i < ZB_PAGES; i++)
+            memset(mem[i] + 64 * ((i + round) % 64), (int)(round + i), 24);
+        ck_assert_int_eq(lxm_stream_write_page_data(w, ZB_PAGES, words, pages),
+                         0);
+    }
+    ck_assert_int_eq(lxm__guest_stream_end(w, &g), 0);
+    ck_assert(lxm_stream_writer_done(w));
+    lxm_stream_writer_free(w);
+}
+
+static void encode_version(const lxm_test_buf *b, uint8_t version,
+                           uint64_t cache, lxm__pagepass_stats *st)
+{
+    lxm__pagepass_opts o = { .format = LXM_FORMAT_XL,
+                             .cache_bytes = cache,
+                             .version = version };
+    lxm__buf tok = { 0 }, out = { 0 };
+    lxm__pagepass *e = NULL;
+
+    ck_assert_int_eq(lxm__pagepass_encoder_new(&o, &e), 0);
+    ck_assert_int_eq(lxm__pagepass_feed(e, b->data, b->len, &tok), 0);
+    ck_assert_int_eq(lxm__pagepass_finish(e, &tok), 0);
+    lxm__pagepass_get_stats(e, st);
+    lxm__pagepass_free(e);
+    ck_assert_uint_eq(tok.p[3], version ? version : 2);
+    ck_assert_int_eq(decode(tok.p, tok.len, 4093, cache, NULL, &out, NULL), 0);
+    ck_assert_uint_eq(out.len, b->len);
+    ck_assert_mem_eq(out.p, b->data, b->len);
+    lxm__buf_dispose(&tok);
+    lxm__buf_dispose(&out);
+}
+
+START_TEST(test_zero_then_written)
+{
+    lxm_test_buf b;
+    lxm__pagepass_stats v1, v2, v2small;
+
+    make_zero_then_written(&b, 1);
+    encode_version(&b, 1, 0, &v1);
+    encode_version(&b, 0, 0, &v2);
+    ck_assert_uint_eq(v1.pages_zero, ZB_PAGES);
+    ck_assert_uint_eq(v1.pages_raw, ZB_PAGES);   /* round 1 */
+    ck_assert_uint_eq(v1.pages_delta, ZB_PAGES); /* round 2 */
+    ck_assert_uint_eq(v2.pages_zero, ZB_PAGES);
+    ck_assert_uint_eq(v2.pages_raw, 0);
+    ck_assert_uint_eq(v2.pages_delta, 2 * ZB_PAGES);
+    ck_assert_uint_lt(v2.bytes_out + 30 * LXM_PAGE_SIZE, v1.bytes_out);
+    lxm_test_buf_dispose(&b);
+
+    /* One pfn per bitmap, 40 bitmaps; a 512 KiB cache (128 pages)
+     * keeps max(16, 128 / 8) = 16 of them. */
+    make_zero_then_written(&b, UINT64_C(1) << 15);
+    encode_version(&b, 2, 512 << 10, &v2small);
+    ck_assert_uint_eq(v2small.pages_raw, ZB_PAGES - 16);
+    ck_assert_uint_eq(v2small.pages_delta, ZB_PAGES + 16);
+    lxm_test_buf_dispose(&b);
 }
 END_TEST
 
@@ -811,6 +936,7 @@ Suite *lxm_test_pagepass_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_dirty_deltas);
     tcase_add_test(tc, test_dirty_small_cache);
+    tcase_add_test(tc, test_zero_then_written);
     tcase_add_test(tc, test_cache_policy);
     suite_add_tcase(s, tc);
 

@@ -66,6 +66,8 @@ typedef struct lxm__pagepass_opts {
     lxm_stream_format format;  /* where the encoded stream starts */
     uint64_t cache_bytes;      /* delta cache; 0 = default 64 MiB; the
                                * decoder must use the same value */
+    uint8_t version;           /* encoder: token format 1 or 2, 0 = the
+                               * newest (2); the decoder reads both */
     xentoollog_logger *logger; /* NULL ok; borrowed */
 } lxm__pagepass_opts;
 
@@ -247,6 +249,8 @@ typedef struct lxm__encoder_opts {
     lxm_stream_format format;  /* for the pre-pass: where the stream
                                 * starts */
     uint64_t cache_bytes;      /* pre-pass delta cache; 0 = default */
+    uint8_t prepass_version;   /* pre-pass token format; 0 = newest
+                                * (a peer without "codec:pages2": 1) */
     uint32_t chunk;            /* raw bytes per frame; 0 = 256 KiB */
     xentoollog_logger *logger; /* NULL ok; borrowed */
     lxm__codec_frame_fn *out;  /* required */

@@ -9,9 +9,11 @@
  *   lxm__pagepass_finish   flush, END token (encoder) / check it (decoder)
  *   lxm__pagepass_get_stats, lxm__pagepass_free
  *
- * Token stream, version 1 (docs/compression.md, "Page pre-pass tokens"):
+ * Token stream, versions 1 and 2 (docs/compression.md, "Page pre-pass
+ * tokens"):
  *
- *   header   "LXP" 0x01, varint cache_pages (must equal the decoder's)
+ *   header   "LXP" version (0x01 or 0x02), varint cache_pages (must
+ *            equal the decoder's)
  *   0x00     END: the last token; nothing may follow
  *   0x01     LIT  varint n (>= 1), n bytes copied as they are
  *   0x02     PAGES: one libxc PAGE_DATA record
@@ -34,9 +36,16 @@
  *   contents.  Deltas in a PAGES token refer to the cache as it was
  *   before the token.  After the token, its data pages are applied in
  *   order: a zero page drops its pfn's entry (a later delta of it is
- *   invalid); a raw or delta page stores the page and makes its entry
- *   the most recently sent; a new entry takes the most recently freed
- *   slot, else a never used one, else evicts the least recently sent.
+ *   invalid in version 1); a raw or delta page stores the page and
+ *   makes its entry the most recently sent; a new entry takes the most
+ *   recently freed slot, else a never used one, else evicts the least
+ *   recently sent.
+ *   Version 2 also keeps the set of pfns whose last-sent page was zero
+ *   (bitmaps of 32768 pfns, at most max(16, cache_pages / 8) of them,
+ *   at most 65536; a zero page whose bitmap cannot be had is not
+ *   recorded): a delta of a pfn in that set, not in the cache, is
+ *   against a page of zeros, as QEMU's XBZRLE caches the zero pages it
+ *   sends.  A zero page adds its pfn; any other page removes it.
  *
  * Encoder: walks the stream layers incrementally (xl header and config,
  * libxl header and records, the libxc headers and records inside
@@ -63,7 +72,7 @@
 #include "codec/codec.h"
 #include "libxlmig_internal.h"
 
-#define PP_VERSION 1u
+#define PP_VERSION 2u /* the newest; the decoder reads 1 and 2 */
 #define TOK_END 0x00u
 #define TOK_LIT 0x01u
 #define TOK_PAGES 0x02u
@@ -82,7 +91,9 @@
     (LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN +                                  \
      (size_t)LXM_PAGE_DATA_MAX_PAGES * (8 + LXM_PAGE_SIZE))
 
-static const uint8_t pp_magic[4] = { 'L', 'X', 'P', PP_VERSION };
+static const uint8_t pp_magic[3] = { 'L', 'X', 'P' };
+/* Version 2: the base of a delta of a pfn last sent as zero. */
+static const uint8_t zero_page[LXM_PAGE_SIZE];
 
 /* The page types with data, as lxm_page_type_has_data(), one bit per
  * type: inline, it is asked once per pfn word. */
@@ -632,6 +643,112 @@ static int cache_store(page_cache *c, uint64_t pfn, const uint8_t *page,
     return 0;
 }
 
+/* ---- pfns last sent as zero (version 2) ------------------------------ */
+
+#define ZCHUNK_SHIFT 15u /* pfns per bitmap: 32768 */
+#define ZCHUNK_WORDS ((1u << ZCHUNK_SHIFT) / 64)
+#define ZCHUNKS_MAX 65536u
+
+typedef struct zero_set {
+    uint32_t max;    /* bitmaps at most; 0: off */
+    uint32_t n;      /* bitmaps in use */
+    uint32_t mask;   /* hash slots - 1 (slots >= 2 * max) */
+    uint64_t *keys;  /* per slot: pfn >> ZCHUNK_SHIFT, + 1; 0 = empty */
+    uint64_t **bits; /* per slot: its bitmap */
+} zero_set;
+
+static void zset_init(zero_set *z, uint32_t cache_pages)
+{
+    memset(z, 0, sizeof(*z));
+    if (cache_pages)
+        z->max =
+            LXM_MIN(cache_pages / 8 > 16 ? cache_pages / 8 : 16u, ZCHUNKS_MAX);
+}
+
+static void zset_dispose(zero_set *z)
+{
+    uint32_t i;
+
+    if (z->keys)
+        for (i = 0; i <= z->mask; i++)
+            free(z->bits[i]);
+    free(z->keys);
+    free(z->bits);
+    memset(z, 0, sizeof(*z));
+}
+
+/* pfn's bitmap, made when 'make' and there is room (else NULL). */
+static uint64_t *zset_chunk(zero_set *z, uint64_t pfn, bool make, int *rc_r)
+{
+    uint64_t key = (pfn >> ZCHUNK_SHIFT) + 1;
+    uint32_t h, slots;
+
+    *rc_r = 0;
+    if (!z->keys) {
+        if (!make || !z->max)
+            return NULL;
+        for (slots = 32; slots < 2 * z->max; slots *= 2)
+            ;
+        z->keys = calloc(slots, sizeof(*z->keys));
+        z->bits = calloc(slots, sizeof(*z->bits));
+        if (!z->keys || !z->bits) {
+            free(z->keys);
+            free(z->bits);
+            z->keys = NULL;
+            z->bits = NULL;
+            *rc_r = LXM_ERROR_NOMEM;
+            return NULL;
+        }
+        z->mask = slots - 1;
+    }
+    for (h = (uint32_t)((key * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & z->mask;;
+         h = (h + 1) & z->mask) {
+        if (z->keys[h] == key)
+            return z->bits[h];
+        if (!z->keys[h])
+            break;
+    }
+    if (!make || z->n == z->max)
+        return NULL;
+    z->bits[h] = calloc(ZCHUNK_WORDS, sizeof(uint64_t));
+    if (!z->bits[h]) {
+        *rc_r = LXM_ERROR_NOMEM;
+        return NULL;
+    }
+    z->keys[h] = key;
+    z->n++;
+    return z->bits[h];
+}
+
+static bool zset_has(zero_set *z, uint64_t pfn)
+{
+    uint32_t bit = (uint32_t)(pfn & ((1u << ZCHUNK_SHIFT) - 1));
+    uint64_t *b;
+    int rc;
+
+    if (!z->n)
+        return false;
+    b = zset_chunk(z, pfn, false, &rc);
+    return b && (b[bit / 64] >> (bit % 64)) & 1;
+}
+
+/* pfn was sent as a zero page (zero) or with data (!zero). */
+static int zset_note(zero_set *z, uint64_t pfn, bool zero)
+{
+    uint32_t bit = (uint32_t)(pfn & ((1u << ZCHUNK_SHIFT) - 1));
+    uint64_t *b;
+    int rc;
+
+    if (!zero && !z->n)
+        return 0;
+    b = zset_chunk(z, pfn, zero, &rc);
+    if (b && zero)
+        b[bit / 64] |= UINT64_C(1) << (bit % 64);
+    else if (b)
+        b[bit / 64] &= ~(UINT64_C(1) << (bit % 64));
+    return rc;
+}
+
 /* ---- the object ------------------------------------------------------ */
 
 typedef enum enc_state {
@@ -659,7 +776,8 @@ typedef struct page_ref {
                         * page in the token, then in the record */
     size_t d_off;    /* delta runs: encoder in out, decoder in the token */
     uint32_t d_len;
-    uint32_t cidx; /* encoder: cache entry before this token, or NIL */
+    uint32_t cidx; /* cache entry before this token, or NIL (encoder:
+                    * every page; decoder: delta pages) */
 } page_ref;
 
 /* Where scan_pages() stopped in a PAGES token that is not complete. */
@@ -685,9 +803,11 @@ struct lxm__pagepass {
     xentoollog_logger *lg;
     bool avx2; /* page_is_zero_avx2() */
     uint32_t cache_pages;
+    uint8_t version; /* token format: the encoder's, or the header's */
 
     /* both directions */
     page_cache cache;
+    zero_set zs; /* version 2 */
     lxm__pagepass_stats st;
     uint64_t words[LXM_PAGE_DATA_MAX_PAGES];
     page_ref refs[LXM_PAGE_DATA_MAX_PAGES];
@@ -736,6 +856,8 @@ static int pp_new(const lxm__pagepass_opts *o, bool enc, lxm__pagepass **pp_r)
     if (o && o->format != LXM_FORMAT_XL && o->format != LXM_FORMAT_LIBXL &&
         o->format != LXM_FORMAT_LIBXC)
         return LXM_ERROR_INVAL;
+    if (o && o->version > PP_VERSION)
+        return LXM_ERROR_INVAL;
     pp = calloc(1, sizeof(*pp));
     if (!pp)
         return LXM_ERROR_NOMEM;
@@ -744,7 +866,9 @@ static int pp_new(const lxm__pagepass_opts *o, bool enc, lxm__pagepass **pp_r)
     pp->format = o ? o->format : LXM_FORMAT_XL;
     pp->lg = o ? o->logger : NULL;
     pp->cache_pages = (uint32_t)(bytes / LXM_PAGE_SIZE);
+    pp->version = o && o->version ? o->version : PP_VERSION;
     cache_init(&pp->cache, pp->cache_pages);
+    zset_init(&pp->zs, pp->cache_pages);
     pp->es = ENC_SEARCH;
     pp->ds = DEC_HDR;
     *pp_r = pp;
@@ -766,6 +890,7 @@ void lxm__pagepass_free(lxm__pagepass *pp)
     if (!pp)
         return;
     cache_dispose(&pp->cache);
+    zset_dispose(&pp->zs);
     lxm__buf_dispose(&pp->rec);
     lxm__buf_dispose(&pp->runs);
     lxm__buf_dispose(&pp->tok);
@@ -803,14 +928,16 @@ static int emit_lit(lxm__pagepass *pp, const uint8_t *p, size_t n,
 
 static int enc_start(lxm__pagepass *pp, lxm__buf *out)
 {
-    uint8_t h[sizeof(pp_magic) + VARINT_MAX];
+    uint8_t h[sizeof(pp_magic) + 1 + VARINT_MAX];
     size_t n;
     int rc;
 
     if (pp->started)
         return 0;
     memcpy(h, pp_magic, sizeof(pp_magic));
-    n = sizeof(pp_magic) + put_varint(h + sizeof(pp_magic), pp->cache_pages);
+    h[sizeof(pp_magic)] = pp->version;
+    n = sizeof(pp_magic) + 1 +
+        put_varint(h + sizeof(pp_magic) + 1, pp->cache_pages);
     rc = lxm__buf_append(out, h, n);
     if (rc)
         return rc;
@@ -1060,6 +1187,20 @@ static int enc_token_head(lxm__buf *out, const uint8_t *w, uint32_t count,
 }
 
 /*
+ * What a delta of ref's page would be against, as both sides know it
+ * before this token: its cached page; in version 2, for a pfn last sent
+ * as zero, a page of zeros; else NULL (the page goes raw).
+ */
+static const uint8_t *delta_base(lxm__pagepass *pp, const page_ref *ref)
+{
+    if (ref->cidx != NIL)
+        return cache_page(&pp->cache, ref->cidx);
+    if (pp->version >= 2 && zset_has(&pp->zs, ref->pfn))
+        return zero_page;
+    return NULL;
+}
+
+/*
  * After a PAGES token, encoder and decoder update their caches the same
  * way (so that they stay equal) and count its record (rec_len bytes, nr
  * data pages: nz zero, nd delta).  Page i is at pages + refs[i].page_off,
@@ -1076,6 +1217,11 @@ static int token_done(lxm__pagepass *pp, const uint8_t *pages,
     for (i = 0; i < nr; i++) {
         page_ref *ref = &pp->refs[i];
 
+        if (pp->version >= 2) {
+            rc = zset_note(&pp->zs, ref->pfn, ref->kind == KIND_ZERO);
+            if (rc)
+                return rc;
+        }
         if (ref->kind == KIND_ZERO) {
             cache_drop(&pp->cache, ref->pfn);
             continue;
@@ -1137,7 +1283,7 @@ static int enc_page_record(lxm__pagepass *pp, const uint8_t *r, size_t rlen,
     for (i = 0; i < nr; i++) {
         const uint8_t *pg = pages + (size_t)i * LXM_PAGE_SIZE;
         page_ref *ref = &pp->refs[i];
-        uint32_t idx = ref->cidx;
+        const uint8_t *base;
 
         /* The cached pages are scattered: start fetching the next. */
         if (i + 1 < nr && ref[1].cidx != NIL) {
@@ -1158,9 +1304,8 @@ static int enc_page_record(lxm__pagepass *pp, const uint8_t *r, size_t rlen,
         }
         /* The runs go straight to the token, after L's two bytes
          * (bound leaves room for DELTA_MAX + 16 of them). */
-        dl = idx == NIL
-                 ? SIZE_MAX
-                 : delta_encode(pg, cache_page(&pp->cache, idx), q + o + 2);
+        base = delta_base(pp, ref);
+        dl = base ? delta_encode(pg, base, q + o + 2) : SIZE_MAX;
         if (dl != SIZE_MAX) {
             /* L < 16384: always two varint bytes (a valid, if not
              * minimal, LEB128 encoding of L < 128). */
@@ -1324,6 +1469,7 @@ static void rec_stream_start(lxm__pagepass *pp)
 static int rec_classify(lxm__pagepass *pp, const uint8_t *pg, bool *raw_r)
 {
     page_ref *ref = &pp->refs[pp->rec_done];
+    const uint8_t *base;
     size_t dl;
     int rc;
 
@@ -1344,12 +1490,12 @@ static int rec_classify(lxm__pagepass *pp, const uint8_t *pg, bool *raw_r)
         pp->rec_nz++;
         return 0;
     }
-    if (ref->cidx != NIL) {
+    base = delta_base(pp, ref);
+    if (base) {
         rc = lxm__buf_reserve(&pp->runs, DELTA_MAX + 16);
         if (rc)
             return rc;
-        dl = delta_encode(pg, cache_page(&pp->cache, ref->cidx),
-                          pp->runs.p + pp->runs.len);
+        dl = delta_encode(pg, base, pp->runs.p + pp->runs.len);
         if (dl != SIZE_MAX) {
             ref->kind = KIND_DELTA;
             ref->d_off = pp->runs.len;
@@ -1515,7 +1661,7 @@ static int rec_unstream(lxm__pagepass *pp)
             raw += LXM_PAGE_SIZE;
             break;
         default:
-            memcpy(pg, cache_page(&pp->cache, ref->cidx), LXM_PAGE_SIZE);
+            memcpy(pg, delta_base(pp, ref), LXM_PAGE_SIZE);
             delta_apply(pg, pp->runs.p + ref->d_off, ref->d_len);
             break;
         }
@@ -1811,7 +1957,7 @@ static int dec_pages(lxm__pagepass *pp, const uint8_t *t, lxm__buf *out)
     pg = q + 16 + 8 * (size_t)count;
     for (i = 0; i < nr; i++, pg += LXM_PAGE_SIZE) {
         page_ref *ref = &pp->refs[i];
-        uint32_t idx;
+        const uint8_t *base;
 
         switch (ref->kind) {
         case KIND_ZERO:
@@ -1824,14 +1970,16 @@ static int dec_pages(lxm__pagepass *pp, const uint8_t *t, lxm__buf *out)
             ref->d_len = 0;
             break;
         default:
-            idx = cache_find(&pp->cache, ref->pfn);
-            if (idx == NIL) {
+            ref->cidx = cache_find(&pp->cache, ref->pfn);
+            base = delta_base(pp, ref);
+            if (!base) {
                 snprintf(why, sizeof(why),
-                         "delta for pfn %#llx, which is not in the cache",
-                         (unsigned long long)ref->pfn);
+                         "delta for pfn %#llx, which is not in the cache%s",
+                         (unsigned long long)ref->pfn,
+                         pp->version >= 2 ? " nor last sent as zero" : "");
                 return corrupt(pp, pp->in_off, why);
             }
-            memcpy(pg, cache_page(&pp->cache, idx), LXM_PAGE_SIZE);
+            memcpy(pg, base, LXM_PAGE_SIZE);
             delta_apply(pg, t + ref->d_off, ref->d_len);
             nd++;
             break;
@@ -1902,18 +2050,22 @@ static int dec_token(lxm__pagepass *pp, const uint8_t *t, size_t avail,
 static int dec_header(lxm__pagepass *pp, const uint8_t *p, size_t len,
                       size_t *used_r)
 {
-    size_t n = 0, m = sizeof(pp_magic);
+    size_t n = 0, m = sizeof(pp_magic) + 1;
     uint64_t v;
     int u;
 
     while (n < len) {
         pp->dhdr[pp->dhdr_len++] = p[n++];
-        if (pp->dhdr_len <= m) {
+        if (pp->dhdr_len < m) {
             if (pp->dhdr[pp->dhdr_len - 1] != pp_magic[pp->dhdr_len - 1])
                 return corrupt(pp, pp->dhdr_len - 1,
-                               pp->dhdr_len == m
-                                   ? "unsupported pre-pass version"
-                                   : "not a page pre-pass stream (magic)");
+                               "not a page pre-pass stream (magic)");
+            continue;
+        }
+        if (pp->dhdr_len == m) {
+            pp->version = pp->dhdr[m - 1];
+            if (pp->version < 1 || pp->version > PP_VERSION)
+                return corrupt(pp, m - 1, "unsupported pre-pass version");
             continue;
         }
         u = get_varint(pp->dhdr + m, pp->dhdr_len - m, &v);

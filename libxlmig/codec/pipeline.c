@@ -459,6 +459,7 @@ int lxm__encoder_new(const lxm__encoder_opts *o, lxm__encoder **e_r)
     if (e->prepass) {
         po.format = o->format;
         po.cache_bytes = o->cache_bytes;
+        po.version = o->prepass_version;
         po.logger = o->logger;
         rc = lxm__pagepass_encoder_new(&po, &e->pp);
         if (rc)

@@ -135,6 +135,7 @@ typedef struct lxm__migrate_report {
     uint64_t frames;            /* compressed-stream frames (end incl.) */
     uint64_t frames_compressed; /* of which a block codec shrank */
     uint32_t codec_switches;    /* auto: times it changed mode */
+    uint8_t prepass_version;    /* page pre-pass tokens: 1, 2; 0: none */
     /* Additions (issue 5 item 4): what `auto` chose before the stream
      * (autocodec.c); auto_choice "" when auto was not asked for. */
     char auto_choice[24];    /* "raw", "codec", "codec (no probe)" */

@@ -63,6 +63,7 @@ void lxm__migrate_report_json(const lxm__migrate_report *r, yajl_gen g)
     lxm__json_uint(g, "frames", r->frames);
     lxm__json_uint(g, "frames_compressed", r->frames_compressed);
     lxm__json_uint(g, "codec_switches", r->codec_switches);
+    lxm__json_uint(g, "prepass_version", r->prepass_version);
     /* stream bytes per STREAM payload byte (1.0 without a codec) */
     lxm__json_key(g, "compress_ratio");
     yajl_gen_double(g, r->bytes_frames
@@ -88,6 +89,7 @@ const char *const *lxm__migrate_codec_caps(void)
         LXM__CAP_CODEC_PREFIX "zstd",
         LXM__CAP_CODEC_PREFIX "lz4",
         LXM__CAP_PAGES,
+        LXM__CAP_PAGES2, /* xlmigd --codecs: with "pages" (index 3) */
         /* Not a codec, but listed with them (docs/protocol.md "Link
          * probe"): `xlmigd --codecs` with an explicit list leaves it
          * out, as an agent that predates it would. */

@@ -138,8 +138,9 @@ typedef struct sender {
      * path of old (no copy, no thread). */
     bool use_codec; /* negotiated: enc is made in stream() */
     bool prepass;
-    bool autom;      /* `auto` */
-    bool peer_probe; /* the peer's HELLO lists LXM__CAP_PROBE */
+    uint8_t prepass_version; /* 0: newest; 1: the peer lacks pages2 */
+    bool autom;              /* `auto` */
+    bool peer_probe;         /* the peer's HELLO lists LXM__CAP_PROBE */
     lxm__codec_spec spec;
     lxm__encoder *enc;
     uint8_t *scratch; /* for o->on_stream_frame; NULL */
@@ -576,6 +577,7 @@ static int choose_codec(sender *s, yajl_val hello)
     }
     s->use_codec = true;
     s->prepass = has_pages;
+    s->prepass_version = lxm__hello_has_cap(hello, LXM__CAP_PAGES2) ? 0 : 1;
     if (s->autom)
         snprintf(s->rep->codec, sizeof(s->rep->codec), "auto(%s)",
                  lxm__codec_name(s->spec.codec));
@@ -1060,6 +1062,7 @@ static int codec_start(sender *s)
     eo.no_prepass = !s->prepass;
     eo.format = LXM_FORMAT_XL;
     eo.cache_bytes = s->o->codec_cache_bytes;
+    eo.prepass_version = s->prepass_version;
     eo.logger = s->lg;
     eo.out = enc_out;
     eo.opaque = s;
@@ -1648,6 +1651,8 @@ out:
     rep->frames = s->frames;
     rep->frames_compressed = s->frames_compressed;
     rep->codec_switches = s->au.switches;
+    if (s->enc && s->prepass)
+        rep->prepass_version = s->prepass_version ? s->prepass_version : 2;
     lxm__encoder_free(s->enc);
     free(s->scratch);
     if (rc && !rep->rc)

@@ -233,12 +233,14 @@ int lxm__conn_sendv(lxm__conn *c, uint8_t type, uint8_t codec,
 
 /*
  * HELLO capabilities naming the codecs an agent can decode
- * (docs/protocol.md "Codecs"): "codec:zlib", "codec:zstd", "codec:lz4"
- * and "codec:pages" (the page pre-pass).  A sender uses a codec only
- * when the peer listed it.
+ * (docs/protocol.md "Codecs"): "codec:zlib", "codec:zstd", "codec:lz4",
+ * "codec:pages" (the page pre-pass) and "codec:pages2" (its token
+ * version 2: deltas against zeros).  A sender uses a codec only when
+ * the peer listed it, and pre-pass version 2 only with "codec:pages2".
  */
 #define LXM__CAP_CODEC_PREFIX "codec:"
 #define LXM__CAP_PAGES "codec:pages"
+#define LXM__CAP_PAGES2 "codec:pages2"
 
 /* As lxm__proto_hello(), listing caps (NULL-terminated array; NULL ok:
  * none) in our "capabilities". */

@@ -152,7 +152,7 @@ int xlmig_main_xl_transport(const struct cmd_spec *spec, int argc, char **argv)
     lxm__conn *c = NULL;
     lxm__frame f;
     yajl_gen g = NULL;
-    yajl_val v = NULL;
+    yajl_val v = NULL, hello = NULL;
     xlt t = { .stop_fd = -1 };
     int stop_pipe[2] = { -1, -1 };
     pthread_t th;
@@ -196,7 +196,7 @@ int xlmig_main_xl_transport(const struct cmd_spec *spec, int argc, char **argv)
                     lxm_strerror(rc));
         goto out;
     }
-    rc = lxm__proto_hello(c, "cli", NULL, NULL);
+    rc = lxm__proto_hello(c, "cli", NULL, &hello);
     if (rc) {
         xlmig_error(spec->name, "agent %s: %s", addr, lxm__conn_last_error(c));
         goto out;
@@ -228,6 +228,8 @@ int xlmig_main_xl_transport(const struct cmd_spec *spec, int argc, char **argv)
         memset(&eo, 0, sizeof(eo));
         eo.spec = cspec;
         eo.format = LXM_FORMAT_XL;
+        /* An agent that predates pre-pass version 2 reads version 1. */
+        eo.prepass_version = lxm__hello_has_cap(hello, LXM__CAP_PAGES2) ? 0 : 1;
         eo.logger = xlmig_logger;
         eo.out = send_frame;
         eo.opaque = &t;
@@ -301,6 +303,7 @@ out:
     if (g)
         yajl_gen_free(g);
     yajl_tree_free(v);
+    yajl_tree_free(hello);
     lxm__conn_free(c);
     lxm__encoder_free(t.enc);
     for (i = 0; i < 2; i++)

@@ -133,7 +133,8 @@ out:
 int xlmigd_codecs_parse(const char *list, xlmigd_config *cfg, char *err,
                         size_t errlen)
 {
-    static const char *const names[] = { "zlib", "zstd", "lz4", "pages" };
+    static const char *const names[] = { "zlib", "zstd", "lz4", "pages",
+                                         "pages1" };
     char buf[128], *item, *save = NULL;
     unsigned int n = 0;
     size_t i;
@@ -164,7 +165,7 @@ int xlmigd_codecs_parse(const char *list, xlmigd_config *cfg, char *err,
         if (i == LXM_ARRAY_SIZE(names)) {
             snprintf(err, errlen,
                      "bad --codecs '%s': unknown '%s' (all, none, or a list"
-                     " of zlib, zstd, lz4, pages)",
+                     " of zlib, zstd, lz4, pages, pages1)",
                      list, item);
             return LXM_ERROR_INVAL;
         }
@@ -172,8 +173,18 @@ int xlmigd_codecs_parse(const char *list, xlmigd_config *cfg, char *err,
             snprintf(err, errlen, "bad --codecs '%s': too many entries", list);
             return LXM_ERROR_INVAL;
         }
-        /* The caps strings are static: "codec:" + the name. */
-        cfg->caps[n++] = lxm__migrate_codec_caps()[i];
+        /* The caps strings are static: "codec:" + the name; "pages"
+         * is every pre-pass version this agent decodes, "pages1" the
+         * version 1 only (as an agent of before version 2). */
+        cfg->caps[n++] = lxm__migrate_codec_caps()[i < 4 ? i : 3];
+        if (!strcmp(names[i], "pages")) {
+            if (n + 1 >= LXM_ARRAY_SIZE(cfg->caps)) {
+                snprintf(err, errlen, "bad --codecs '%s': too many entries",
+                         list);
+                return LXM_ERROR_INVAL;
+            }
+            cfg->caps[n++] = LXM__CAP_PAGES2;
+        }
     }
     cfg->caps[n] = NULL;
     return 0;
