@@ -298,10 +298,19 @@ static int isal_level(int level)
 static int zlib_isal_compress(lxm__block_ctx *ctx, int level, const void *src,
                               size_t len, void *dst, size_t cap, size_t *out_r)
 {
+    /*
+     * The level buffer bounds a deflate block (16K tokens at SMALL):
+     * levels 1 and 2 keep one Huffman code per block, so larger blocks
+     * mix random pages with text and code under one code and lose ~9%
+     * of stock zlib's ratio on mixed guest memory; 16K tokens, zlib's
+     * own block size at memLevel 8, keeps it within ~5% for ~10% of
+     * the speed (docs/compression.md, "Codecs and levels").  Level 3
+     * is within 1% of stock zlib with its default buffer.
+     */
     static const uint32_t buf_size[4] = {
         0,
-        ISAL_DEF_LVL1_DEFAULT,
-        ISAL_DEF_LVL2_DEFAULT,
+        ISAL_DEF_LVL1_SMALL,
+        ISAL_DEF_LVL2_SMALL,
         ISAL_DEF_LVL3_DEFAULT,
     };
     struct isal_zstream s;
