@@ -337,9 +337,11 @@ static inline uint32_t lxm__rng_below(lxm__rng *r, uint32_t n)
 _hidden void lxm__rng_fill(lxm__rng *r, uint8_t *p, size_t len);
 
 /* Fill one 4096-byte page with instruction-like bytes or with
- * English-like text, drawing from r. */
+ * English-like text, drawing from r; lxm__fill_text() fills len bytes
+ * (a page's worth draws the same text as lxm__fill_text_page()). */
 _hidden void lxm__fill_code_page(lxm__rng *r, uint8_t *page);
 _hidden void lxm__fill_text_page(lxm__rng *r, uint8_t *page);
+_hidden void lxm__fill_text(lxm__rng *r, uint8_t *p, size_t len);
 
 /* HVM "special" pages (xenstore, console, ioreq, ...): where libxl's
  * HVM/PVH layout puts them, just below 4 GiB (or above small RAM). */

@@ -67,8 +67,10 @@
  * the domain is RUNNING, dirties dirty_rate pages a second in 1 ms
  * ticks, pseudo-randomly in the first working_set bytes: it changes
  * their contents and sets their bits in the log-dirty bitmap (atomic
- * OR; the saver collects with atomic exchange).  Otherwise it parks on
- * its condition variable.
+ * OR; the saver collects with atomic exchange).  Of 16 writes, 13
+ * change one 64-byte line, one writes a log line (64-160 bytes of
+ * text), one replaces the page with new text and one zeroes it (see
+ * wl_dirty()).  Otherwise it parks on its condition variable.
  *
  * Threads and locks.  Lock order: b->lock, then d->wl_lock.
  *   b->lock     the domain table and every domain's mutable fields
@@ -703,9 +705,15 @@ static void wl_dirty(sim_dom *d, uint64_t n)
         if (what == 0) {
             /* A freed buffer. */
             memset(page, 0, LXM_PAGE_SIZE);
-        } else if (what <= 2) {
-            /* A page of text written anew (a file read in, a log). */
+        } else if (what == 1) {
+            /* A page of text written anew (a file read in). */
             lxm__fill_text_page(&d->wl_rng, page);
+        } else if (what == 2) {
+            /* A log line, 64-160 bytes over older ones (a ring). */
+            size_t len = 64 + (size_t)((x >> 16) % 97);
+            size_t off = (size_t)((x >> 24) % (LXM_PAGE_SIZE - len));
+
+            lxm__fill_text(&d->wl_rng, page + off, len);
         } else {
             /* A cache line changed: counters, pointers, list heads. */
             lxm__rng_fill(&d->wl_rng, page + ((x >> 8) & 63) * 64, 64);

@@ -12,7 +12,8 @@
  *   lxm__guest_emulator_records()   libxl EMULATOR_* records (HVM)
  *   lxm__guest_stream_end()         end of checkpoint, libxc END,
  *                                   emulator records, libxl END
- *   lxm__rng_fill(), lxm__fill_code_page(), lxm__fill_text_page()
+ *   lxm__rng_fill(), lxm__fill_code_page(), lxm__fill_text_page(),
+ *   lxm__fill_text()
  *
  * Every value derives from the descriptor (its seed for the made-up
  * CPU, device and vcpu state), so output is the same on every run and
@@ -176,27 +177,27 @@ static const struct {
 #undef W
 
 /* Words and separators, lines of about 64 columns; one draw a word. */
-void lxm__fill_text_page(lxm__rng *r, uint8_t *p)
+void lxm__fill_text(lxm__rng *r, uint8_t *p, size_t len)
 {
     size_t off = 0;
     unsigned int col = 0;
 
-    while (off < LXM_PAGE_SIZE) {
+    while (off < len) {
         uint64_t x = lxm__rng_next(r);
         uint32_t k =
             (uint32_t)(((x & 0xffffffffu) * LXM_ARRAY_SIZE(words)) >> 32);
         uint32_t sep = (uint32_t)(x >> 60);
         size_t n = words[k].len;
 
-        if (off + sizeof(words[k].s) <= LXM_PAGE_SIZE) {
+        if (off + sizeof(words[k].s) <= len) {
             memcpy(p + off, words[k].s, sizeof(words[k].s));
         } else {
-            n = LXM_MIN(n, LXM_PAGE_SIZE - off);
+            n = LXM_MIN(n, len - off);
             memcpy(p + off, words[k].s, n);
         }
         off += n;
         col += (unsigned int)n;
-        if (off == LXM_PAGE_SIZE)
+        if (off == len)
             break;
         if (col > 64) {
             p[off++] = '\n';
@@ -206,6 +207,11 @@ void lxm__fill_text_page(lxm__rng *r, uint8_t *p)
             col++;
         }
     }
+}
+
+void lxm__fill_text_page(lxm__rng *r, uint8_t *p)
+{
+    lxm__fill_text(r, p, LXM_PAGE_SIZE);
 }
 /* ---- JSON domain config (as libxl_domain_config_to_json) ---------- */
 
