@@ -811,17 +811,24 @@ static void make_zero_then_written(lxm_test_buf *b, uint64_t pfn_stride)
     lxm_stream_writer_free(w);
 }
 
+/* Encode b fed chunk bytes at a time (records that span feeds have
+ * their pages classified as they come), decode, compare. */
 static void encode_version(const lxm_test_buf *b, uint8_t version,
-                           uint64_t cache, lxm__pagepass_stats *st)
+                           uint64_t cache, size_t chunk,
+                           lxm__pagepass_stats *st)
 {
     lxm__pagepass_opts o = { .format = LXM_FORMAT_XL,
                              .cache_bytes = cache,
                              .version = version };
     lxm__buf tok = { 0 }, out = { 0 };
     lxm__pagepass *e = NULL;
+    size_t i, n;
 
     ck_assert_int_eq(lxm__pagepass_encoder_new(&o, &e), 0);
-    ck_assert_int_eq(lxm__pagepass_feed(e, b->data, b->len, &tok), 0);
+    for (i = 0; i < b->len; i += n) {
+        n = LXM_MIN(chunk, b->len - i);
+        ck_assert_int_eq(lxm__pagepass_feed(e, b->data + i, n, &tok), 0);
+    }
     ck_assert_int_eq(lxm__pagepass_finish(e, &tok), 0);
     lxm__pagepass_get_stats(e, st);
     lxm__pagepass_free(e);
@@ -833,27 +840,109 @@ static void encode_version(const lxm_test_buf *b, uint8_t version,
     lxm__buf_dispose(&out);
 }
 
+/*
+ * A cache entry evicted while its own token is applied: with a 16-page
+ * cache full of pfns 100..115, a record re-sends pfns 0..3 (new: they
+ * evict 100..103) and then 100..103 as deltas.  Streamed (the record
+ * spans feeds), the encoder keeps those delta pages' bytes, so its
+ * cache gets what the decoder's gets, and the next round's edits of
+ * 100..103 are deltas again (with the bytes dropped, the encoder's
+ * entries would be garbage: raw pages at best, a corrupt stream when
+ * the garbage happened to be close).
+ */
+START_TEST(test_evicted_in_token)
+{
+    lxm__guest_desc g = {
+        .guest_type = LXM_GUEST_X86_HVM,
+        .memory_bytes = 64 << 20,
+        .vcpus = 1,
+        .seed = 4,
+        .name = "evict",
+    };
+    static uint8_t mem[8][LXM_PAGE_SIZE], hot[16][LXM_PAGE_SIZE];
+    static const size_t chunks[] = { SIZE_MAX, 4093 };
+    lxm_stream_writer *w = NULL;
+    uint64_t words[16];
+    const void *pages[16];
+    lxm__pagepass_stats st;
+    lxm_test_buf b = { 0 };
+    lxm__rng r;
+    uint32_t i;
+    size_t c;
+
+    lxm__rng_seed(&r, 12);
+    for (i = 0; i < 16; i++)
+        lxm__fill_text_page(&r, hot[i]);
+    for (i = 0; i < 4; i++)
+        lxm__fill_code_page(&r, mem[i]);
+    ck_assert_int_eq(
+        lxm_stream_writer_new(LXM_FORMAT_XL, lxm_test_buf_sink, &b, NULL, &w),
+        0);
+    ck_assert_int_eq(lxm__guest_stream_begin(w, &g), 0);
+    /* round 0: pfns 100..115 */
+    for (i = 0; i < 16; i++) {
+        words[i] = LXM_PFN_WORD(100 + i, LXM_PAGE_NOTAB);
+        pages[i] = hot[i];
+    }
+    ck_assert_int_eq(lxm_stream_write_page_data(w, 16, words, pages), 0);
+    /* round 1: pfns 0..3 (new), then 100..103 edited */
+    for (i = 0; i < 8; i++) {
+        words[i] = LXM_PFN_WORD(i < 4 ? i : 96 + i, LXM_PAGE_NOTAB);
+        if (i >= 4)
+            memset(hot[i - 4] + 512, 0x11 * (int)i, 24);
+        pages[i] = i < 4 ? mem[i] : hot[i - 4];
+    }
+    ck_assert_int_eq(lxm_stream_write_page_data(w, 8, words, pages), 0);
+    /* round 2: 100..103 edited again */
+    for (i = 0; i < 4; i++) {
+        words[i] = LXM_PFN_WORD(100 + i, LXM_PAGE_NOTAB);
+        memset(hot[i] + 2048, 0x22 + (int)i, 24);
+        pages[i] = hot[i];
+    }
+    ck_assert_int_eq(lxm_stream_write_page_data(w, 4, words, pages), 0);
+    ck_assert_int_eq(lxm__guest_stream_end(w, &g), 0);
+    ck_assert(lxm_stream_writer_done(w));
+    lxm_stream_writer_free(w);
+
+    for (c = 0; c < LXM_ARRAY_SIZE(chunks); c++) {
+        encode_version(&b, 0, 16 * LXM_PAGE_SIZE, chunks[c], &st);
+        ck_assert_uint_eq(st.pages_raw, 16 + 4);
+        ck_assert_uint_eq(st.pages_delta, 4 + 4);
+    }
+    /* Cut anywhere (inside the streamed records too, kept delta pages
+     * and all): still byte-exact. */
+    for (c = 0; c < b.len; c += 1999)
+        roundtrip(b.data, c, LXM_FORMAT_XL, 4093, 16 * LXM_PAGE_SIZE, &st);
+    lxm_test_buf_dispose(&b);
+}
+END_TEST
+
 START_TEST(test_zero_then_written)
 {
     lxm_test_buf b;
     lxm__pagepass_stats v1, v2, v2small;
 
+    static const size_t chunks[] = { SIZE_MAX, 65536, 4093 };
+    size_t c;
+
     make_zero_then_written(&b, 1);
-    encode_version(&b, 1, 0, &v1);
-    encode_version(&b, 0, 0, &v2);
-    ck_assert_uint_eq(v1.pages_zero, ZB_PAGES);
-    ck_assert_uint_eq(v1.pages_raw, ZB_PAGES);   /* round 1 */
-    ck_assert_uint_eq(v1.pages_delta, ZB_PAGES); /* round 2 */
-    ck_assert_uint_eq(v2.pages_zero, ZB_PAGES);
-    ck_assert_uint_eq(v2.pages_raw, 0);
-    ck_assert_uint_eq(v2.pages_delta, 2 * ZB_PAGES);
-    ck_assert_uint_lt(v2.bytes_out + 30 * LXM_PAGE_SIZE, v1.bytes_out);
+    for (c = 0; c < LXM_ARRAY_SIZE(chunks); c++) {
+        encode_version(&b, 1, 0, chunks[c], &v1);
+        encode_version(&b, 0, 0, chunks[c], &v2);
+        ck_assert_uint_eq(v1.pages_zero, ZB_PAGES);
+        ck_assert_uint_eq(v1.pages_raw, ZB_PAGES);   /* round 1 */
+        ck_assert_uint_eq(v1.pages_delta, ZB_PAGES); /* round 2 */
+        ck_assert_uint_eq(v2.pages_zero, ZB_PAGES);
+        ck_assert_uint_eq(v2.pages_raw, 0);
+        ck_assert_uint_eq(v2.pages_delta, 2 * ZB_PAGES);
+        ck_assert_uint_lt(v2.bytes_out + 30 * LXM_PAGE_SIZE, v1.bytes_out);
+    }
     lxm_test_buf_dispose(&b);
 
     /* One pfn per bitmap, 40 bitmaps; a 512 KiB cache (128 pages)
      * keeps max(16, 128 / 8) = 16 of them. */
     make_zero_then_written(&b, UINT64_C(1) << 15);
-    encode_version(&b, 2, 512 << 10, &v2small);
+    encode_version(&b, 2, 512 << 10, 65536, &v2small);
     ck_assert_uint_eq(v2small.pages_raw, ZB_PAGES - 16);
     ck_assert_uint_eq(v2small.pages_delta, ZB_PAGES + 16);
     lxm_test_buf_dispose(&b);
@@ -937,6 +1026,7 @@ Suite *lxm_test_pagepass_suite(void)
     tcase_add_test(tc, test_dirty_deltas);
     tcase_add_test(tc, test_dirty_small_cache);
     tcase_add_test(tc, test_zero_then_written);
+    tcase_add_test(tc, test_evicted_in_token);
     tcase_add_test(tc, test_cache_policy);
     suite_add_tcase(s, tc);
 

@@ -574,14 +574,18 @@ static void cache_drop(page_cache *c, uint64_t pfn)
 
 /*
  * Page 'page' was sent for pfn; when sent as a delta ('delta'), d/dlen
- * are its runs against the entry as it was before this token.  Stores
- * the page: by applying the runs when the entry still holds that base
- * (not yet stored by this token), else by copying.  Allocation failure
- * returns LXM_ERROR_NOMEM (the caller gives up: the sides would
- * diverge).
+ * are its runs against the entry as it was before this token, or, with
+ * zero_base, against a page of zeros (version 2: no entry then).
+ * Stores the page: by applying the runs when the entry still holds that
+ * base (not yet stored by this token) or the base is zeros, else by
+ * copying 'page'.  page may be NULL when the runs are enough (the
+ * encoder does not keep such pages; LXM_ERROR_FAIL if one is needed
+ * after all).  Allocation failure returns LXM_ERROR_NOMEM.  Either
+ * error ends the stream: the sides would diverge.
  */
 static int cache_store(page_cache *c, uint64_t pfn, const uint8_t *page,
-                       const uint8_t *d, size_t dlen, bool delta)
+                       const uint8_t *d, size_t dlen, bool delta,
+                       bool zero_base)
 {
     uint32_t idx = cache_find(c, pfn);
     int rc;
@@ -591,13 +595,17 @@ static int cache_store(page_cache *c, uint64_t pfn, const uint8_t *page,
     if (idx != NIL) {
         lru_unlink(c, idx);
         lru_push_head(c, idx);
-        if (delta && c->ents[idx].gen != c->gen)
+        if (delta && !zero_base && c->ents[idx].gen != c->gen)
             delta_apply(cache_page(c, idx), d, dlen);
+        else if (!page)
+            return LXM_ERROR_FAIL;
         else
             memcpy(cache_page(c, idx), page, LXM_PAGE_SIZE);
         c->ents[idx].gen = c->gen;
         return 0;
     }
+    if (!page && !(delta && zero_base))
+        return LXM_ERROR_FAIL;
     if ((c->live + 1) * 2 > c->hash_size) {
         rc = hash_grow(c);
         if (rc)
@@ -640,7 +648,12 @@ static int cache_store(page_cache *c, uint64_t pfn, const uint8_t *page,
     }
     c->ents[idx].pfn = pfn;
     c->ents[idx].gen = c->gen;
-    memcpy(cache_page(c, idx), page, LXM_PAGE_SIZE);
+    if (delta && zero_base) {
+        memset(cache_page(c, idx), 0, LXM_PAGE_SIZE);
+        delta_apply(cache_page(c, idx), d, dlen);
+    } else {
+        memcpy(cache_page(c, idx), page, LXM_PAGE_SIZE);
+    }
     hash_insert(c, idx);
     lru_push_head(c, idx);
     c->live++;
@@ -835,7 +848,10 @@ struct lxm__pagepass {
     uint32_t rec_nr;   /* streamed: data pages */
     uint32_t rec_done; /* streamed: pages classified */
     uint32_t rec_nz, rec_nd;
-    lxm__buf runs; /* streamed: the delta pages' runs */
+    uint32_t rec_held; /* streamed: pages kept in rec */
+    bool rec_hold;     /* streamed: keep delta pages too (see
+                        * rec_stream_start()) */
+    lxm__buf runs;     /* streamed: the delta pages' runs */
 
     /* decoder */
     dec_state ds;
@@ -1218,8 +1234,9 @@ static const uint8_t *next_cached(lxm__pagepass *pp, const page_ref *ref,
 /*
  * After a PAGES token, encoder and decoder update their caches the same
  * way (so that they stay equal) and count its record (rec_len bytes, nr
- * data pages: nz zero, nd delta).  Page i is at pages + refs[i].page_off,
- * its delta runs at runs + refs[i].d_off.
+ * data pages: nz zero, nd delta).  Page i is at pages + refs[i].page_off
+ * (SIZE_MAX: not kept, see rec_stream_start()), its delta runs at runs +
+ * refs[i].d_off, its base was its cache entry refs[i].cidx (NIL: zeros).
  */
 static int token_done(lxm__pagepass *pp, const uint8_t *pages,
                       const uint8_t *runs, size_t rec_len, uint32_t nr,
@@ -1241,9 +1258,11 @@ static int token_done(lxm__pagepass *pp, const uint8_t *pages,
             cache_drop(&pp->cache, ref->pfn);
             continue;
         }
-        rc =
-            cache_store(&pp->cache, ref->pfn, pages + ref->page_off,
-                        runs + ref->d_off, ref->d_len, ref->kind == KIND_DELTA);
+        rc = cache_store(&pp->cache, ref->pfn,
+                         ref->page_off == SIZE_MAX ? NULL
+                                                   : pages + ref->page_off,
+                         runs + ref->d_off, ref->d_len, ref->kind == KIND_DELTA,
+                         ref->cidx == NIL);
         if (rc)
             return rc;
     }
@@ -1453,7 +1472,8 @@ static void rec_stream_start(lxm__pagepass *pp)
     const uint8_t *r = pp->rec.p;
     uint32_t count = lxm__le32(r + LXM__RHDR_LEN), i, nr;
     const uint8_t *w = r + LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN;
-    uint64_t prev = UINT64_MAX, word, pfn, type;
+    uint64_t prev = UINT64_MAX, word, pfn, type, fresh = 0;
+    bool ascending = true;
     size_t hl;
 
     nr = count_data_pages(w, count);
@@ -1468,29 +1488,45 @@ static void rec_stream_start(lxm__pagepass *pp)
         pfn = word & LXM_PFN_MASK;
         type = word >> LXM_PFN_TYPE_SHIFT;
         hl += varint_len(zigzag(pfn - (prev + 1)) << 4 | type);
+        ascending = ascending && (i == 0 || pfn > prev);
         prev = pfn;
         if (type_has_data(type)) {
             pp->refs[nr].pfn = pfn;
-            pp->refs[nr++].cidx = cache_find(&pp->cache, pfn);
+            pp->refs[nr].cidx = cache_find(&pp->cache, pfn);
+            fresh += pp->refs[nr++].cidx == NIL;
         }
     }
     if (hl + (size_t)nr * LXM_PAGE_SIZE >= pp->rec_want)
         return;
     pp->rec_streamed = true;
     pp->rec_nr = nr;
-    pp->rec_done = pp->rec_nz = pp->rec_nd = 0;
+    pp->rec_done = pp->rec_nz = pp->rec_nd = pp->rec_held = 0;
+    /*
+     * A delta page is dropped once classified: after the token, its
+     * entry gets the runs applied (or, against zeros, a new entry
+     * zeros + runs).  That needs its base entry to still be there when
+     * the token is applied: no pfn twice in the record, and no eviction
+     * while the token adds entries (at most 'fresh' of them).  Else its
+     * bytes are kept too, as the decoder has them.
+     */
+    pp->rec_hold = !ascending || pp->cache.live + fresh > pp->cache.max;
     pp->runs.len = 0;
 }
 
-/* Page rec_done is pg: classify it.  true: raw (the caller keeps it). */
-static int rec_classify(lxm__pagepass *pp, const uint8_t *pg, bool *raw_r)
+/*
+ * Page rec_done is pg: classify it.  *keep_r: the caller keeps its bytes
+ * in rec, at offset off (raw pages; delta pages too when rec_hold).
+ */
+static int rec_classify(lxm__pagepass *pp, const uint8_t *pg, size_t off,
+                        bool *keep_r)
 {
     page_ref *ref = &pp->refs[pp->rec_done];
     const uint8_t *base;
     size_t dl;
     int rc;
 
-    *raw_r = false;
+    *keep_r = false;
+    ref->page_off = SIZE_MAX;
     if (pp->rec_done + 1 < pp->rec_nr && ref[1].cidx != NIL) {
         const uint8_t *nx = cache_page(&pp->cache, ref[1].cidx);
 
@@ -1521,11 +1557,17 @@ static int rec_classify(lxm__pagepass *pp, const uint8_t *pg, bool *raw_r)
             ref->d_len = (uint32_t)dl;
             pp->runs.len += dl;
             pp->rec_nd++;
-            return 0;
+            *keep_r = pp->rec_hold;
+            goto out;
         }
     }
     ref->kind = KIND_RAW;
-    *raw_r = true;
+    *keep_r = true;
+out:
+    if (*keep_r) {
+        ref->page_off = off;
+        pp->rec_held++;
+    }
     return 0;
 }
 
@@ -1533,7 +1575,7 @@ static int rec_classify(lxm__pagepass *pp, const uint8_t *pg, bool *raw_r)
 static int rec_feed(lxm__pagepass *pp, const uint8_t *p, size_t n)
 {
     size_t k, in_page;
-    bool raw;
+    bool keep;
     int rc;
 
     rc = lxm__buf_reserve(&pp->rec, LXM_MIN(pp->rec_want, n));
@@ -1572,9 +1614,9 @@ static int rec_feed(lxm__pagepass *pp, const uint8_t *p, size_t n)
         }
         in_page = (pp->rec_got - pp->rec_pages) % LXM_PAGE_SIZE;
         if (!in_page && n >= LXM_PAGE_SIZE) {
-            /* A whole page in p: held only when it is raw. */
-            rc = rec_classify(pp, p, &raw);
-            if (!rc && raw)
+            /* A whole page in p: held only when it must be kept. */
+            rc = rec_classify(pp, p, pp->rec.len, &keep);
+            if (!rc && keep)
                 rc = lxm__buf_append(&pp->rec, p, LXM_PAGE_SIZE);
             if (rc)
                 return rc;
@@ -1592,10 +1634,11 @@ static int rec_feed(lxm__pagepass *pp, const uint8_t *p, size_t n)
         n -= k;
         if (in_page + k < LXM_PAGE_SIZE)
             continue;
-        rc = rec_classify(pp, pp->rec.p + pp->rec.len - LXM_PAGE_SIZE, &raw);
+        rc = rec_classify(pp, pp->rec.p + pp->rec.len - LXM_PAGE_SIZE,
+                          pp->rec.len - LXM_PAGE_SIZE, &keep);
         if (rc)
             return rc;
-        if (!raw)
+        if (!keep)
             pp->rec.len -= LXM_PAGE_SIZE;
     }
     return 0;
@@ -1607,7 +1650,6 @@ static int rec_stream_done(lxm__pagepass *pp, lxm__buf *out)
     const uint8_t *r = pp->rec.p;
     uint32_t count = lxm__le32(r + LXM__RHDR_LEN), i, nr = pp->rec_nr;
     const uint8_t *w = r + LXM__RHDR_LEN + LXM__PAGE_DATA_HDR_LEN;
-    const uint8_t *raw = w + 8 * (size_t)count;
     size_t mark = out->len, o, map_off;
     uint8_t *q;
     int rc;
@@ -1622,9 +1664,7 @@ static int rec_stream_done(lxm__pagepass *pp, lxm__buf *out)
         q[map_off + i / 4] |= (uint8_t)(ref->kind << (2 * (i % 4)));
         switch (ref->kind) {
         case KIND_RAW:
-            ref->page_off = (size_t)(raw - r);
-            memcpy(q + o, raw, LXM_PAGE_SIZE);
-            raw += LXM_PAGE_SIZE;
+            memcpy(q + o, r + ref->page_off, LXM_PAGE_SIZE);
             o += LXM_PAGE_SIZE;
             break;
         case KIND_DELTA:
@@ -1653,7 +1693,6 @@ static int rec_stream_done(lxm__pagepass *pp, lxm__buf *out)
 static int rec_unstream(lxm__pagepass *pp)
 {
     lxm__buf b = { 0 };
-    const uint8_t *raw;
     size_t tail;
     uint32_t i;
     uint8_t *pg;
@@ -1666,28 +1705,23 @@ static int rec_unstream(lxm__pagepass *pp)
         return rc;
     memcpy(b.p, pp->rec.p, pp->rec_pages);
     b.len = pp->rec_pages;
-    raw = pp->rec.p + pp->rec_pages;
     for (i = 0; i < pp->rec_done; i++) {
         page_ref *ref = &pp->refs[i];
 
         pg = b.p + b.len;
-        switch (ref->kind) {
-        case KIND_ZERO:
+        if (ref->page_off != SIZE_MAX) {
+            memcpy(pg, pp->rec.p + ref->page_off, LXM_PAGE_SIZE);
+        } else if (ref->kind == KIND_ZERO) {
             memset(pg, 0, LXM_PAGE_SIZE);
-            break;
-        case KIND_RAW:
-            memcpy(pg, raw, LXM_PAGE_SIZE);
-            raw += LXM_PAGE_SIZE;
-            break;
-        default:
+        } else {
             memcpy(pg, delta_base(pp, ref), LXM_PAGE_SIZE);
             delta_apply(pg, pp->runs.p + ref->d_off, ref->d_len);
-            break;
         }
         b.len += LXM_PAGE_SIZE;
     }
-    tail = (size_t)(pp->rec.p + pp->rec.len - raw);
-    memcpy(b.p + b.len, raw, tail);
+    /* A page that had not all come yet follows the kept ones. */
+    tail = pp->rec.len - pp->rec_pages - (size_t)pp->rec_held * LXM_PAGE_SIZE;
+    memcpy(b.p + b.len, pp->rec.p + pp->rec.len - tail, tail);
     b.len += tail;
     lxm__buf_dispose(&pp->rec);
     pp->rec = b;
