@@ -842,13 +842,15 @@ static void encode_version(const lxm_test_buf *b, uint8_t version,
 
 /*
  * A cache entry evicted while its own token is applied: with a 16-page
- * cache full of pfns 100..115, a record re-sends pfns 0..3 (new: they
- * evict 100..103) and then 100..103 as deltas.  Streamed (the record
- * spans feeds), the encoder keeps those delta pages' bytes, so its
- * cache gets what the decoder's gets, and the next round's edits of
- * 100..103 are deltas again (with the bytes dropped, the encoder's
- * entries would be garbage: raw pages at best, a corrupt stream when
- * the garbage happened to be close).
+ * cache full of pfns 100..115, a record re-sends pfns 0..3 (new) and
+ * then 100..103 as deltas.  Version 1 applies pages in order, so 0..3
+ * evict 100..103 first: streamed (the record spans feeds), the encoder
+ * keeps those delta pages' bytes, so that its cache gets what the
+ * decoder's gets.  Version 2 applies 100..103 first (0..3 then evict
+ * 104..107).  Either way the next round's edits of 100..103 are deltas
+ * again (with the bytes dropped, the encoder's entries would be
+ * garbage: raw pages at best, a corrupt stream when the garbage
+ * happened to be close).
  */
 START_TEST(test_evicted_in_token)
 {
@@ -904,8 +906,10 @@ START_TEST(test_evicted_in_token)
     ck_assert(lxm_stream_writer_done(w));
     lxm_stream_writer_free(w);
 
-    for (c = 0; c < LXM_ARRAY_SIZE(chunks); c++) {
-        encode_version(&b, 0, 16 * LXM_PAGE_SIZE, chunks[c], &st);
+    for (c = 0; c < 2 * LXM_ARRAY_SIZE(chunks); c++) {
+        encode_version(&b, (uint8_t)(1 + c / LXM_ARRAY_SIZE(chunks)),
+                       16 * LXM_PAGE_SIZE, chunks[c % LXM_ARRAY_SIZE(chunks)],
+                       &st);
         ck_assert_uint_eq(st.pages_raw, 16 + 4);
         ck_assert_uint_eq(st.pages_delta, 4 + 4);
     }

@@ -40,6 +40,9 @@
  *   makes its entry the most recently sent; a new entry takes the most
  *   recently freed slot, else a never used one, else evicts the least
  *   recently sent.
+ *   Version 2 applies them in two passes: the zero pages and the pages
+ *   whose pfn had an entry before the token first, then the others, so
+ *   that a new entry never evicts the base of a delta still to apply.
  *   Version 2 also keeps the set of pfns whose last-sent page was zero
  *   (bitmaps of 32768 pfns, at most max(16, cache_pages / 8) of them,
  *   at most 65536; a zero page whose bitmap cannot be had is not
@@ -1233,8 +1236,9 @@ static const uint8_t *next_cached(lxm__pagepass *pp, const page_ref *ref,
 
 /*
  * After a PAGES token, encoder and decoder update their caches the same
- * way (so that they stay equal) and count its record (rec_len bytes, nr
- * data pages: nz zero, nd delta).  Page i is at pages + refs[i].page_off
+ * way (so that they stay equal: refs[i].cidx must be set for every page
+ * with data) and count its record (rec_len bytes, nr data pages: nz
+ * zero, nd delta).  Page i is at pages + refs[i].page_off
  * (SIZE_MAX: not kept, see rec_stream_start()), its delta runs at runs +
  * refs[i].d_off, its base was its cache entry refs[i].cidx (NIL: zeros).
  */
@@ -1242,29 +1246,37 @@ static int token_done(lxm__pagepass *pp, const uint8_t *pages,
                       const uint8_t *runs, size_t rec_len, uint32_t nr,
                       uint32_t nz, uint32_t nd)
 {
-    uint32_t i;
+    uint32_t i, pass;
     int rc;
 
     pp->cache.gen++;
-    for (i = 0; i < nr; i++) {
-        page_ref *ref = &pp->refs[i];
+    for (i = 0; pp->version >= 2 && i < nr; i++) {
+        rc = zset_note(&pp->zs, pp->refs[i].pfn, pp->refs[i].kind == KIND_ZERO);
+        if (rc)
+            return rc;
+    }
+    /* Version 1: in order.  Version 2: the pages whose pfn had an entry
+     * before the token (and the zero pages) first, then the others, so
+     * that no new entry evicts the base of a delta still to apply. */
+    for (pass = 0; pass < (pp->version >= 2 ? 2u : 1u); pass++) {
+        for (i = 0; i < nr; i++) {
+            page_ref *ref = &pp->refs[i];
 
-        if (pp->version >= 2) {
-            rc = zset_note(&pp->zs, ref->pfn, ref->kind == KIND_ZERO);
+            if (pp->version >= 2 &&
+                (ref->kind == KIND_ZERO || ref->cidx != NIL) != (pass == 0))
+                continue;
+            if (ref->kind == KIND_ZERO) {
+                cache_drop(&pp->cache, ref->pfn);
+                continue;
+            }
+            rc = cache_store(&pp->cache, ref->pfn,
+                             ref->page_off == SIZE_MAX ? NULL
+                                                       : pages + ref->page_off,
+                             runs + ref->d_off, ref->d_len,
+                             ref->kind == KIND_DELTA, ref->cidx == NIL);
             if (rc)
                 return rc;
         }
-        if (ref->kind == KIND_ZERO) {
-            cache_drop(&pp->cache, ref->pfn);
-            continue;
-        }
-        rc = cache_store(&pp->cache, ref->pfn,
-                         ref->page_off == SIZE_MAX ? NULL
-                                                   : pages + ref->page_off,
-                         runs + ref->d_off, ref->d_len, ref->kind == KIND_DELTA,
-                         ref->cidx == NIL);
-        if (rc)
-            return rc;
     }
     pp->st.bytes_literal += rec_len - (size_t)nr * LXM_PAGE_SIZE;
     pp->st.pages += nr;
@@ -1505,11 +1517,14 @@ static void rec_stream_start(lxm__pagepass *pp)
      * A delta page is dropped once classified: after the token, its
      * entry gets the runs applied (or, against zeros, a new entry
      * zeros + runs).  That needs its base entry to still be there when
-     * the token is applied: no pfn twice in the record, and no eviction
-     * while the token adds entries (at most 'fresh' of them).  Else its
-     * bytes are kept too, as the decoder has them.
+     * the token is applied: no pfn twice in the record, and, in version
+     * 1 (pages applied in order), no eviction while the token adds
+     * entries (at most 'fresh' of them); version 2 applies the pages
+     * with entries first.  Else its bytes are kept too, as the decoder
+     * has them.
      */
-    pp->rec_hold = !ascending || pp->cache.live + fresh > pp->cache.max;
+    pp->rec_hold = !ascending ||
+                   (pp->version < 2 && pp->cache.live + fresh > pp->cache.max);
     pp->runs.len = 0;
 }
 
@@ -2021,6 +2036,7 @@ static int dec_pages(lxm__pagepass *pp, const uint8_t *t, lxm__buf *out)
             memcpy(pg, t + ref->page_off, LXM_PAGE_SIZE);
             ref->d_off = 0;
             ref->d_len = 0;
+            ref->cidx = cache_find(&pp->cache, ref->pfn);
             break;
         default:
             ref->cidx = cache_find(&pp->cache, ref->pfn);
