@@ -37,7 +37,8 @@
  *   re-sent    the pre-pass alone on the re-sent rounds (from the first
  *              PAGE_DATA record that repeats a pfn to the last PAGE_DATA
  *              record), its cache warmed by the bytes before, against
- *              memcpy of the same bytes
+ *              memcpy of the same bytes (at least 11 repetitions: the
+ *              region takes milliseconds)
  * Every decode is checked: the decoder compares the end marker's length
  * and XXH3-128 with what it produced, and block decodes are compared
  * with the input.  Prints a markdown section ("## bench/codec") on
@@ -76,6 +77,7 @@
 extern char **environ;
 
 #define RUNS_MAX 15
+#define RESENT_REPS 11 /* section 3's repetitions, at least */
 #define CORPORA_MAX 16
 #define FEED LXM__STREAM_CHUNK  /* encoder feeds, as send.c reads */
 #define DFEED (1u << 20)        /* decoder feeds: a byte stream of frames */
@@ -893,14 +895,17 @@ static void resent_bench(const corpus *c, result *res)
     double tp[RUNS_MAX], tm[RUNS_MAX], ignore = 0;
     size_t len = s->end - s->start, off, clen, cap = compressBound(BLOCK);
     uint8_t *dst, *comp;
-    int rep, rc;
+    int rep, rc, reps;
+
+    /* A region of a few milliseconds: more repetitions than --runs. */
+    reps = LXM_MIN(RUNS_MAX, runs > RESENT_REPS ? runs : RESENT_REPS);
 
     if (lxm__buf_reserve(&out, c->len + (1u << 20)))
         die("out of memory");
     memset(out.p, 1, out.cap);
     dst = xmalloc(s->end);
     memset(dst, 1, s->end);
-    for (rep = 0; rep < runs; rep++) {
+    for (rep = 0; rep < reps; rep++) {
         if (lxm__pagepass_encoder_new(&o, &pp))
             die("pre-pass encoder");
         /* Warm the cache with everything before; not timed. */
@@ -917,11 +922,11 @@ static void resent_bench(const corpus *c, result *res)
         res->rs_raw = b.pages_raw - a.pages_raw;
         lxm__pagepass_free(pp);
         pp = NULL;
-        if (rep + 1 < runs)
+        if (rep + 1 < reps)
             out.len = 0;
     }
-    res->rs_mbs = len / lxm_bench_median(tp, runs) / MB;
-    res->rs_memcpy_mbs = len / lxm_bench_median(tm, runs) / MB;
+    res->rs_mbs = len / lxm_bench_median(tp, reps) / MB;
+    res->rs_memcpy_mbs = len / lxm_bench_median(tm, reps) / MB;
 
     /* What the block codec makes of those tokens (the default zlib). */
     comp = xmalloc(cap);
@@ -1181,9 +1186,13 @@ static void print_report(const corpus *cs, const result *rs, int n,
            "/ (tokens - raw pages x 4096), i.e. every overhead charged to "
            "the delta pages. *+ zlib*: page bytes / the tokens after the "
            "default zlib level in 256 KiB chunks (what the wire carries). "
-           "Each %u KiB piece is copied with memcpy just before the "
-           "pre-pass reads it, and both are timed apart.\n\n",
-           FEED >> 10);
+           "The region is fed in %u KiB pieces, each also copied with "
+           "memcpy, before the pre-pass reads it for every other piece and "
+           "after for the others; both are timed apart. The region is "
+           "short (milliseconds), so this is the median of %d "
+           "repetitions (at least %d, else --runs).\n\n",
+           FEED >> 10, LXM_MIN(RUNS_MAX, runs > RESENT_REPS ? runs : RESENT_REPS),
+           RESENT_REPS);
     printf("| corpus | region bytes | data pages | re-sent | zero | delta "
            "| raw | tokens | ratio | delta pages only | + zlib | pre-pass "
            "MB/s | memcpy MB/s | x memcpy |\n");
