@@ -1191,7 +1191,8 @@ static void print_report(const corpus *cs, const result *rs, int n,
            "after for the others; both are timed apart. The region is "
            "short (milliseconds), so this is the median of %d "
            "repetitions (at least %d, else --runs).\n\n",
-           FEED >> 10, LXM_MIN(RUNS_MAX, runs > RESENT_REPS ? runs : RESENT_REPS),
+           FEED >> 10,
+           LXM_MIN(RUNS_MAX, runs > RESENT_REPS ? runs : RESENT_REPS),
            RESENT_REPS);
     printf("| corpus | region bytes | data pages | re-sent | zero | delta "
            "| raw | tokens | ratio | delta pages only | + zlib | pre-pass "
