@@ -797,7 +797,7 @@ typedef struct page_ref {
     size_t d_off;    /* delta runs: encoder in out, decoder in the token */
     uint32_t d_len;
     uint32_t cidx; /* cache entry before this token, or NIL (encoder:
-                    * every page; decoder: delta pages) */
+                    * every page; decoder: raw and delta pages) */
 } page_ref;
 
 /* Where scan_pages() stopped in a PAGES token that is not complete. */
