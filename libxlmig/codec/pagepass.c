@@ -278,7 +278,9 @@ static inline bool words_differ4(const uint8_t *a, const uint8_t *b)
  * the length (0: unchanged), or SIZE_MAX when it would exceed DELTA_MAX
  * (send raw).  Fetches next (the cached page of the page after this
  * one) a line per 64 bytes scanned, so that its scan finds it in the
- * CPU cache: cached pages are scattered in memory.
+ * CPU cache: cached pages are scattered in memory.  Fetches the page
+ * after cur in the input the same way (the hardware prefetcher stops at
+ * page boundaries; past the end of the input a prefetch is harmless).
  */
 static size_t delta_encode(const uint8_t *cur, const uint8_t *old, uint8_t *d,
                            const uint8_t *next)
@@ -289,6 +291,7 @@ static size_t delta_encode(const uint8_t *cur, const uint8_t *old, uint8_t *d,
     for (;;) {
         while (i + 64 <= LXM_PAGE_SIZE &&
                (__builtin_prefetch(next + i),
+                __builtin_prefetch(cur + LXM_PAGE_SIZE + i),
                 v16_zero((ld128(cur + i) ^ ld128(old + i)) |
                          (ld128(cur + i + 16) ^ ld128(old + i + 16)) |
                          (ld128(cur + i + 32) ^ ld128(old + i + 32)) |
