@@ -220,6 +220,26 @@ typedef struct dirty_stream {
     size_t round1_off; /* stream offset where round 1 starts */
 } dirty_stream;
 
+/* A writer of guest g's xl stream into b, its records up to the pages
+ * written; guest_end() writes the rest and frees it. */
+static lxm_stream_writer *guest_begin(lxm_test_buf *b, const lxm__guest_desc *g)
+{
+    lxm_stream_writer *w = NULL;
+
+    ck_assert_int_eq(
+        lxm_stream_writer_new(LXM_FORMAT_XL, lxm_test_buf_sink, b, NULL, &w),
+        0);
+    ck_assert_int_eq(lxm__guest_stream_begin(w, g), 0);
+    return w;
+}
+
+static void guest_end(lxm_stream_writer *w, const lxm__guest_desc *g)
+{
+    ck_assert_int_eq(lxm__guest_stream_end(w, g), 0);
+    ck_assert(lxm_stream_writer_done(w));
+    lxm_stream_writer_free(w);
+}
+
 /*
  * A genuine xl stream (HVM) whose memory is re-sent DIRTY_ROUNDS times
  * with a few words changed per page, as a running guest would: what
@@ -255,10 +275,7 @@ static void make_dirty(dirty_stream *ds)
         else
             lxm__fill_text_page(&r, p);
     }
-    ck_assert_int_eq(lxm_stream_writer_new(LXM_FORMAT_XL, lxm_test_buf_sink,
-                                           &ds->b, NULL, &w),
-                     0);
-    ck_assert_int_eq(lxm__guest_stream_begin(w, &g), 0);
+    w = guest_begin(&ds->b, &g);
     for (round = 0; round <= DIRTY_ROUNDS; round++) {
         if (round == 1)
             ds->round1_off = ds->b.len;
@@ -300,9 +317,7 @@ static void make_dirty(dirty_stream *ds)
             ck_assert_int_eq(lxm_stream_write_page_data(w, n, words, pages), 0);
         }
     }
-    ck_assert_int_eq(lxm__guest_stream_end(w, &g), 0);
-    ck_assert(lxm_stream_writer_done(w));
-    lxm_stream_writer_free(w);
+    guest_end(w, &g);
     free(mem);
 }
 
@@ -391,10 +406,7 @@ START_TEST(test_cache_policy)
     size_t i;
 
     lxm__rng_seed(&r, 8);
-    ck_assert_int_eq(
-        lxm_stream_writer_new(LXM_FORMAT_XL, lxm_test_buf_sink, &b, NULL, &w),
-        0);
-    ck_assert_int_eq(lxm__guest_stream_begin(w, &g), 0);
+    w = guest_begin(&b, &g);
     for (i = 0; i < LXM_ARRAY_SIZE(seq); i++) {
         uint8_t *p = mem[seq[i].pfn];
         uint64_t word = LXM_PFN_WORD(seq[i].pfn, LXM_PAGE_NOTAB);
@@ -408,8 +420,7 @@ START_TEST(test_cache_policy)
             p[lxm__rng_below(&r, LXM_PAGE_SIZE)] ^= 0x5a;
         ck_assert_int_eq(lxm_stream_write_page_data(w, 1, &word, pages), 0);
     }
-    ck_assert_int_eq(lxm__guest_stream_end(w, &g), 0);
-    lxm_stream_writer_free(w);
+    guest_end(w, &g);
     free(mem);
 
     roundtrip(b.data, b.len, LXM_FORMAT_XL, 0, 2 * LXM_PAGE_SIZE, &st);
@@ -796,19 +807,14 @@ static void make_zero_then_written(lxm_test_buf *b, uint64_t pfn_stride)
         words[i] = LXM_PFN_WORD(i * pfn_stride, LXM_PAGE_NOTAB);
         pages[i] = mem[i];
     }
-    ck_assert_int_eq(
-        lxm_stream_writer_new(LXM_FORMAT_XL, lxm_test_buf_sink, b, NULL, &w),
-        0);
-    ck_assert_int_eq(lxm__guest_stream_begin(w, &g), 0);
+    w = guest_begin(b, &g);
     for (round = 0; round < 3; round++) {
         for (i = 0; round && i < ZB_PAGES; i++)
             memset(mem[i] + 64 * ((i + round) % 64), (int)(round + i), 24);
         ck_assert_int_eq(lxm_stream_write_page_data(w, ZB_PAGES, words, pages),
                          0);
     }
-    ck_assert_int_eq(lxm__guest_stream_end(w, &g), 0);
-    ck_assert(lxm_stream_writer_done(w));
-    lxm_stream_writer_free(w);
+    guest_end(w, &g);
 }
 
 /* Encode b fed chunk bytes at a time (records that span feeds have
@@ -877,10 +883,7 @@ START_TEST(test_evicted_in_token)
         lxm__fill_text_page(&r, hot[i]);
     for (i = 0; i < 4; i++)
         lxm__fill_code_page(&r, mem[i]);
-    ck_assert_int_eq(
-        lxm_stream_writer_new(LXM_FORMAT_XL, lxm_test_buf_sink, &b, NULL, &w),
-        0);
-    ck_assert_int_eq(lxm__guest_stream_begin(w, &g), 0);
+    w = guest_begin(&b, &g);
     /* round 0: pfns 100..115 */
     for (i = 0; i < 16; i++) {
         words[i] = LXM_PFN_WORD(100 + i, LXM_PAGE_NOTAB);
@@ -902,9 +905,7 @@ START_TEST(test_evicted_in_token)
         pages[i] = hot[i];
     }
     ck_assert_int_eq(lxm_stream_write_page_data(w, 4, words, pages), 0);
-    ck_assert_int_eq(lxm__guest_stream_end(w, &g), 0);
-    ck_assert(lxm_stream_writer_done(w));
-    lxm_stream_writer_free(w);
+    guest_end(w, &g);
 
     for (c = 0; c < 2 * LXM_ARRAY_SIZE(chunks); c++) {
         encode_version(&b, (uint8_t)(1 + c / LXM_ARRAY_SIZE(chunks)),
